@@ -1,0 +1,584 @@
+//! Typed configuration: a TOML file, then `BRIDGE_` environment overrides, then
+//! validation. Every error names the key it is about.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// Prefix of environment overrides: `BRIDGE_UPSTREAM__CLIENT_SECRET` sets
+/// `upstream.client_secret`; `BRIDGE_CLIENTS__0__CLIENT_SECRET` indexes arrays.
+pub const ENV_PREFIX: &str = "BRIDGE_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Public base URL; discovery is at `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub keys: KeysConfig,
+    #[serde(default)]
+    pub tokens: TokensConfig,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub standin: StandinConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    pub redis_url: String,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Every store call gives up after this long and the request answers 503.
+    pub timeout_ms: u64,
+    /// Cap of the memory store; at the cap new logins get 503, nothing is evicted.
+    pub memory_max_entries: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Memory,
+            redis_url: "redis://127.0.0.1:6379/0".into(),
+            key_prefix: "sob:".into(),
+            timeout_ms: 2000,
+            memory_max_entries: 100_000,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Directory of the key set; created on first start.
+    pub dir: PathBuf,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig { dir: PathBuf::from("keys") }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    pub code_ttl_secs: u64,
+    pub access_token_ttl_secs: u64,
+    pub id_token_ttl_secs: u64,
+    /// How long a person may take at Slack before the pending login expires.
+    pub login_ttl_secs: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            code_ttl_secs: 60,
+            access_token_ttl_secs: 3600,
+            id_token_ttl_secs: 3600,
+            login_ttl_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Slack's issuer; endpoints are discovered from it.
+    #[serde(default = "default_upstream_issuer")]
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default = "default_upstream_scopes")]
+    pub scopes: Vec<String>,
+    /// Slack team (workspace) or enterprise ids allowed to sign in; empty: any.
+    #[serde(default)]
+    pub allowed_team_ids: Vec<String>,
+    /// Send PKCE to Slack (documented by Slack only since 2026).
+    #[serde(default)]
+    pub pkce: bool,
+    #[serde(default = "default_upstream_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Least time between two refetches of Slack's JWKS on an unknown `kid`.
+    #[serde(default = "default_jwks_cooldown")]
+    pub jwks_refetch_cooldown_secs: u64,
+}
+
+fn default_upstream_issuer() -> String {
+    "https://slack.com".into()
+}
+fn default_upstream_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+fn default_upstream_timeout_ms() -> u64 {
+    10_000
+}
+fn default_jwks_cooldown() -> u64 {
+    60
+}
+
+impl UpstreamConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// The built-in Slack stand-in, for development and tests only.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StandinConfig {
+    pub enabled: bool,
+    /// Loopback address it listens on; `upstream.issuer` must point at it.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter; `RUST_LOG` wins when set.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Human }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl TokenEndpointAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// One registered application, named with RFC 7591 client metadata.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_name: Option<String>,
+    /// The secret itself; or give `client_secret_sha256` (hex) instead.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub client_secret_sha256: Option<String>,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default = "default_auth_method")]
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    #[serde(default = "default_signing_alg")]
+    pub id_token_signed_response_alg: String,
+}
+
+fn default_auth_method() -> TokenEndpointAuthMethod {
+    TokenEndpointAuthMethod::ClientSecretBasic
+}
+fn default_signing_alg() -> String {
+    "RS256".into()
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into() }
+}
+
+impl Config {
+    /// Reads the file, applies the process environment, validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+        Self::from_toml_with_env(&text, std::env::vars())
+    }
+
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
+            let span = e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default();
+            err("config file", format!("not valid TOML{span}: {}", e.message()))
+        })?;
+        apply_env_overrides(&mut value, env)?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { "config".into() } else { path };
+            err(path, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = Url::parse(&self.issuer).map_err(|e| err("issuer", format!("not a URL: {e}")))?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(err("issuer", "must not have a query or a fragment (OIDC Discovery §3)"));
+        }
+        if self.issuer.ends_with('/') {
+            return Err(err("issuer", "must not end with '/': it is compared as a string"));
+        }
+        check_https_or_loopback("issuer", &issuer)?;
+
+        let upstream = Url::parse(&self.upstream.issuer)
+            .map_err(|e| err("upstream.issuer", format!("not a URL: {e}")))?;
+        check_https_or_loopback("upstream.issuer", &upstream)?;
+        if self.upstream.client_id.trim().is_empty() {
+            return Err(err("upstream.client_id", "must not be empty"));
+        }
+        if self.upstream.client_secret.trim().is_empty() {
+            return Err(err("upstream.client_secret", "must not be empty"));
+        }
+        if !self.upstream.scopes.iter().any(|s| s == "openid") {
+            return Err(err("upstream.scopes", "must contain \"openid\""));
+        }
+        if self.upstream.timeout_ms == 0 {
+            return Err(err("upstream.timeout_ms", "must be greater than 0"));
+        }
+        if self.store.timeout_ms == 0 {
+            return Err(err("store.timeout_ms", "must be greater than 0"));
+        }
+        if self.store.memory_max_entries == 0 {
+            return Err(err("store.memory_max_entries", "must be greater than 0"));
+        }
+        if self.store.backend == StoreBackend::Redis {
+            redis_url_ok(&self.store.redis_url)
+                .map_err(|m| err("store.redis_url", m))?;
+        }
+        for (name, v) in [
+            ("tokens.code_ttl_secs", self.tokens.code_ttl_secs),
+            ("tokens.access_token_ttl_secs", self.tokens.access_token_ttl_secs),
+            ("tokens.id_token_ttl_secs", self.tokens.id_token_ttl_secs),
+            ("tokens.login_ttl_secs", self.tokens.login_ttl_secs),
+        ] {
+            if v == 0 {
+                return Err(err(name, "must be greater than 0"));
+            }
+        }
+        if self.tokens.code_ttl_secs > 600 {
+            return Err(err("tokens.code_ttl_secs", "at most 600 (RFC 6749 §4.1.2)"));
+        }
+        if self.standin.enabled {
+            let listen = self
+                .standin
+                .listen
+                .ok_or_else(|| err("standin.listen", "required when standin.enabled"))?;
+            if !listen.ip().is_loopback() {
+                return Err(err("standin.listen", "the Slack stand-in only runs on a loopback address"));
+            }
+            if !upstream.host_str().is_some_and(is_loopback_host) {
+                return Err(err(
+                    "upstream.issuer",
+                    "the Slack stand-in is enabled, so the upstream issuer must be a loopback URL",
+                ));
+            }
+        }
+        self.validate_clients()
+    }
+
+    fn validate_clients(&self) -> Result<(), ConfigError> {
+        let mut ids = HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let at = |key: &str| format!("clients[{i}].{key}");
+            if c.client_id.trim().is_empty() {
+                return Err(err(at("client_id"), "must not be empty"));
+            }
+            if !ids.insert(c.client_id.as_str()) {
+                return Err(err(at("client_id"), format!("\"{}\" is registered twice", c.client_id)));
+            }
+            match c.token_endpoint_auth_method {
+                TokenEndpointAuthMethod::None => {
+                    if c.client_secret.is_some() || c.client_secret_sha256.is_some() {
+                        return Err(err(
+                            at("client_secret"),
+                            "a public client (token_endpoint_auth_method = \"none\") has no secret",
+                        ));
+                    }
+                }
+                _ => match (&c.client_secret, &c.client_secret_sha256) {
+                    (Some(_), Some(_)) => {
+                        return Err(err(at("client_secret"), "give client_secret or client_secret_sha256, not both"));
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            at("client_secret"),
+                            "required for a confidential client (or set client_secret_sha256, or token_endpoint_auth_method = \"none\")",
+                        ));
+                    }
+                    (Some(s), None) if s.len() < 32 => {
+                        return Err(err(at("client_secret"), "must be at least 32 characters (high entropy)"));
+                    }
+                    (None, Some(h)) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                        return Err(err(at("client_secret_sha256"), "must be 64 hexadecimal digits"));
+                    }
+                    _ => {}
+                },
+            }
+            if c.redirect_uris.is_empty() {
+                return Err(err(at("redirect_uris"), "at least one redirect URI is required"));
+            }
+            for (j, uri) in c.redirect_uris.iter().enumerate() {
+                check_redirect_uri(uri).map_err(|m| err(format!("clients[{i}].redirect_uris[{j}]"), m))?;
+            }
+            for (j, uri) in c.post_logout_redirect_uris.iter().enumerate() {
+                check_redirect_uri(uri)
+                    .map_err(|m| err(format!("clients[{i}].post_logout_redirect_uris[{j}]"), m))?;
+            }
+            if c.id_token_signed_response_alg != "RS256" {
+                return Err(err(at("id_token_signed_response_alg"), "only \"RS256\" is offered"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn redis_url_ok(s: &str) -> Result<(), String> {
+    let url = Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "redis" | "rediss" | "redis+unix" | "unix" => Ok(()),
+        other => Err(format!("scheme \"{other}\" is not redis:// or rediss://")),
+    }
+}
+
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn check_https_or_loopback(key: &str, url: &Url) -> Result<(), ConfigError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if url.host_str().is_some_and(is_loopback_host) => Ok(()),
+        "http" => Err(err(key, "must use https (http is allowed only on loopback)")),
+        other => Err(err(key, format!("scheme \"{other}\" is not https"))),
+    }
+}
+
+/// A redirect URI is compared as an exact string later; here it must be an
+/// absolute URL without a fragment, and http only on loopback (RFC 8252 §7.3).
+fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let url = Url::parse(uri).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if url.fragment().is_some() || uri.contains('#') {
+        return Err("must not contain a fragment (RFC 6749 §3.1.2)".into());
+    }
+    match url.scheme() {
+        "http" if !url.host_str().is_some_and(is_loopback_host) => {
+            Err("http is allowed only for loopback hosts; use https".into())
+        }
+        "javascript" | "data" | "file" | "vbscript" => Err(format!("scheme \"{}\" is not allowed", url.scheme())),
+        _ => Ok(()),
+    }
+}
+
+/// Applies `BRIDGE_A__B__0__C=value` overrides onto the parsed file. The value is
+/// read as TOML when it parses as a scalar or an array (`true`, `30`, `["a"]`),
+/// else taken as a string, so secrets need no quoting.
+fn apply_env_overrides(
+    root: &mut toml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let segments: Vec<String> =
+            name[ENV_PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(err(name, "malformed override name (empty path segment)"));
+        }
+        let value = parse_env_value(&raw);
+        set_path(root, &segments, value).map_err(|m| err(name, m))?;
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&probe) {
+        Ok(mut t) => match t.remove("v") {
+            Some(v @ (toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Array(_))) => v,
+            Some(toml::Value::String(s)) => toml::Value::String(s),
+            _ => toml::Value::String(raw.to_string()),
+        },
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(node: &mut toml::Value, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (head, rest) = path.split_first().expect("non-empty path");
+    match node {
+        toml::Value::Table(table) => {
+            if rest.is_empty() {
+                table.insert(head.clone(), value);
+                return Ok(());
+            }
+            let child = table.entry(head.clone()).or_insert_with(|| {
+                if rest[0].parse::<usize>().is_ok() {
+                    toml::Value::Array(Vec::new())
+                } else {
+                    toml::Value::Table(toml::Table::new())
+                }
+            });
+            set_path(child, rest, value)
+        }
+        toml::Value::Array(items) => {
+            let index: usize = head.parse().map_err(|_| format!("\"{head}\" is not an array index"))?;
+            if index > items.len() {
+                return Err(format!("index {index} skips entries (the array has {})", items.len()));
+            }
+            if index == items.len() {
+                items.push(toml::Value::Table(toml::Table::new()));
+            }
+            if rest.is_empty() {
+                items[index] = value;
+                return Ok(());
+            }
+            set_path(&mut items[index], rest, value)
+        }
+        _ => Err(format!("\"{head}\" is inside a value that is not a table")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+issuer = "http://127.0.0.1:18080"
+listen = "127.0.0.1:18080"
+[upstream]
+client_id = "1.2"
+client_secret = "s"
+[[clients]]
+client_id = "demo"
+client_secret = "0123456789abcdef0123456789abcdef"
+redirect_uris = ["http://127.0.0.1:18999/cb"]
+"#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml_with_env(text, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn minimal_file_loads_with_defaults() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Memory);
+        assert_eq!(c.store.timeout_ms, 2000);
+        assert_eq!(c.clients[0].token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
+        assert_eq!(c.upstream.issuer, "https://slack.com");
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_and_array_entries() {
+        let c = load(
+            MINIMAL,
+            &[
+                ("BRIDGE_UPSTREAM__CLIENT_SECRET", "from-env"),
+                ("BRIDGE_STORE__TIMEOUT_MS", "500"),
+                ("BRIDGE_CLIENTS__0__CLIENT_SECRET", "ffffffffffffffffffffffffffffffffff"),
+                ("BRIDGE_UPSTREAM__ALLOWED_TEAM_IDS", "[\"T1\", \"T2\"]"),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.upstream.client_secret, "from-env");
+        assert_eq!(c.store.timeout_ms, 500);
+        assert_eq!(c.clients[0].client_secret.as_deref(), Some("ffffffffffffffffffffffffffffffffff"));
+        assert_eq!(c.upstream.allowed_team_ids, vec!["T1", "T2"]);
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let e = load(MINIMAL, &[("BRIDGE_STORE__TIMEOUT_MS", "soon")]).unwrap_err();
+        assert_eq!(e.path, "store.timeout_ms");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let e = load(&format!("{MINIMAL}\n[keys]\ndirr = \"x\"\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("dirr"), "{e}");
+    }
+
+    #[test]
+    fn a_short_client_secret_is_refused() {
+        let text = MINIMAL.replace("0123456789abcdef0123456789abcdef", "short");
+        let e = load(&text, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].client_secret");
+    }
+
+    #[test]
+    fn a_redirect_uri_with_a_fragment_is_refused() {
+        let text = MINIMAL.replace("18999/cb", "18999/cb#x");
+        let e = load(&text, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].redirect_uris[0]");
+    }
+
+    #[test]
+    fn plain_http_issuer_off_loopback_is_refused() {
+        let text = MINIMAL.replace("issuer = \"http://127.0.0.1:18080\"", "issuer = \"http://bridge.example\"");
+        assert_eq!(load(&text, &[]).unwrap_err().path, "issuer");
+    }
+
+    #[test]
+    fn public_client_with_secret_is_refused() {
+        let text = format!("{MINIMAL}token_endpoint_auth_method = \"none\"\n");
+        assert_eq!(load(&text, &[]).unwrap_err().path, "clients[0].client_secret");
+    }
+}

@@ -1,0 +1,126 @@
+//! The embedded store for a single instance: a map with a TTL on every entry
+//! and a hard cap. At the cap a write is refused (`StoreError::Full`, which the
+//! endpoints answer with 503) after a sweep of expired entries; live entries
+//! are never evicted, so a flood of abandoned logins cannot sign anyone out.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Namespace, Store, StoreError, StoreResult};
+
+type Key = (Namespace, String);
+
+struct Entry {
+    value: Vec<u8>,
+    expires: Instant,
+}
+
+pub struct MemoryStore {
+    entries: Mutex<HashMap<Key, Entry>>,
+    max_entries: usize,
+}
+
+impl MemoryStore {
+    pub fn new(max_entries: usize) -> Self {
+        MemoryStore { entries: Mutex::new(HashMap::new()), max_entries }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        // A panic while holding the lock cannot leave a half-written entry
+        // (every mutation is a single map call), so poisoning is safe to ignore.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops expired entries; returns how many remain.
+    pub fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let mut map = self.lock();
+        map.retain(|_, e| e.expires > now);
+        map.len()
+    }
+
+    fn insert(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration, only_new: bool) -> StoreResult<bool> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let k = (ns, key.to_string());
+        let exists = map.get(&k).is_some_and(|e| e.expires > now);
+        if only_new && exists {
+            return Ok(false);
+        }
+        if !exists && map.len() >= self.max_entries {
+            map.retain(|_, e| e.expires > now);
+            if map.len() >= self.max_entries {
+                return Err(StoreError::Full);
+            }
+        }
+        map.insert(k, Entry { value: value.to_vec(), expires: now + ttl });
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+        self.insert(ns, key, value, ttl, false).map(|_| ())
+    }
+
+    async fn put_new(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
+        self.insert(ns, key, value, ttl, true)
+    }
+
+    async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let map = self.lock();
+        Ok(map
+            .get(&(ns, key.to_string()))
+            .filter(|e| e.expires > Instant::now())
+            .map(|e| e.value.clone()))
+    }
+
+    async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let mut map = self.lock();
+        Ok(map.remove(&(ns, key.to_string())).filter(|e| e.expires > Instant::now()).map(|e| e.value))
+    }
+
+    async fn delete(&self, ns: Namespace, key: &str) -> StoreResult<bool> {
+        let mut map = self.lock();
+        Ok(map.remove(&(ns, key.to_string())).is_some_and(|e| e.expires > Instant::now()))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_passes_the_conformance_suite() {
+        crate::store::conformance::run_all(|| async { MemoryStore::new(10_000) }).await;
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_writes_are_refused_and_live_entries_kept() {
+        let store = MemoryStore::new(2);
+        let ttl = Duration::from_secs(60);
+        store.put(Namespace::Session, "a", b"1", ttl).await.unwrap();
+        store.put(Namespace::Session, "b", b"2", ttl).await.unwrap();
+        assert!(matches!(store.put(Namespace::Login, "c", b"3", ttl).await, Err(StoreError::Full)));
+        assert_eq!(store.get(Namespace::Session, "a").await.unwrap().as_deref(), Some(&b"1"[..]));
+        // Overwriting an existing key needs no new room.
+        store.put(Namespace::Session, "a", b"9", ttl).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn expired_entries_make_room_at_the_cap() {
+        let store = MemoryStore::new(1);
+        store.put(Namespace::Login, "old", b"1", Duration::from_millis(20)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        store.put(Namespace::Login, "new", b"2", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.sweep(), 1);
+    }
+}

@@ -1,0 +1,85 @@
+//! Persistence behind one small trait: the memory and Redis backends both
+//! implement [`Store`], and both must pass the suite in [`conformance`].
+//!
+//! The trait is a namespaced key/value store with a TTL on every entry and an
+//! atomic single-use read (`take`). Typed records and hashing of secrets live in
+//! [`records`], above the trait, so no backend ever sees a raw code or token.
+
+pub mod conformance;
+pub mod memory;
+pub mod records;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// What kind of record a key names. Each kind is its own key space, so a code
+/// can never be read back as a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    /// Pending upstream login, keyed by the upstream `state`.
+    Login,
+    /// Authorization code, keyed by its SHA-256 hash.
+    Code,
+    /// Redeemed authorization code (for replay detection), keyed by its hash.
+    UsedCode,
+    /// Access token, keyed by its SHA-256 hash.
+    AccessToken,
+    /// Single sign-on session, keyed by the hash of the session cookie.
+    Session,
+    /// Refresh token, keyed by its SHA-256 hash.
+    RefreshToken,
+    /// Token family (everything descended from one login), keyed by family id.
+    Family,
+}
+
+impl Namespace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Login => "login",
+            Namespace::Code => "code",
+            Namespace::UsedCode => "usedcode",
+            Namespace::AccessToken => "at",
+            Namespace::Session => "session",
+            Namespace::RefreshToken => "rt",
+            Namespace::Family => "family",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend did not answer in time or could not be reached.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+    /// The memory store is at its configured cap; nothing live was evicted.
+    #[error("the session store is full")]
+    Full,
+    /// A stored value could not be decoded (written by an incompatible version?).
+    #[error("a stored record could not be decoded: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The contract every backend fulfils. Every entry has a TTL; `take` is atomic:
+/// of two concurrent takes of one key, exactly one sees the value.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes (or overwrites) `key` with a time to live.
+    async fn put(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()>;
+    /// Writes `key` only if it does not exist; returns whether it was written.
+    async fn put_new(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration)
+    -> StoreResult<bool>;
+    async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Reads and deletes `key` in one atomic step.
+    async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Deletes `key`; returns whether it existed.
+    async fn delete(&self, ns: Namespace, key: &str) -> StoreResult<bool>;
+    /// Answers when the backend is reachable (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+pub type DynStore = Arc<dyn Store>;

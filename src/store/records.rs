@@ -1,0 +1,1 @@
+//! Typed records over the raw [`Store`](super::Store).

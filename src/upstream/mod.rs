@@ -1,0 +1,2 @@
+//! The face toward Slack.
+pub mod standin;

@@ -1,0 +1,1 @@
+//! The built-in Slack stand-in.
