@@ -81,7 +81,9 @@ pub struct KeysConfig {
 
 impl Default for KeysConfig {
     fn default() -> Self {
-        KeysConfig { dir: PathBuf::from("keys") }
+        KeysConfig {
+            dir: PathBuf::from("keys"),
+        }
     }
 }
 
@@ -175,7 +177,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Human }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Human,
+        }
     }
 }
 
@@ -234,7 +239,10 @@ pub struct ConfigError {
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 impl Config {
@@ -250,8 +258,14 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let mut value: toml::Value = toml::from_str(text).map_err(|e| {
-            let span = e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default();
-            err("config file", format!("not valid TOML{span}: {}", e.message()))
+            let span = e
+                .span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default();
+            err(
+                "config file",
+                format!("not valid TOML{span}: {}", e.message()),
+            )
         })?;
         apply_env_overrides(&mut value, env)?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
@@ -264,12 +278,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let issuer = Url::parse(&self.issuer).map_err(|e| err("issuer", format!("not a URL: {e}")))?;
+        let issuer =
+            Url::parse(&self.issuer).map_err(|e| err("issuer", format!("not a URL: {e}")))?;
         if issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err(err("issuer", "must not have a query or a fragment (OIDC Discovery §3)"));
+            return Err(err(
+                "issuer",
+                "must not have a query or a fragment (OIDC Discovery §3)",
+            ));
         }
         if self.issuer.ends_with('/') {
-            return Err(err("issuer", "must not end with '/': it is compared as a string"));
+            return Err(err(
+                "issuer",
+                "must not end with '/': it is compared as a string",
+            ));
         }
         check_https_or_loopback("issuer", &issuer)?;
 
@@ -295,12 +316,14 @@ impl Config {
             return Err(err("store.memory_max_entries", "must be greater than 0"));
         }
         if self.store.backend == StoreBackend::Redis {
-            redis_url_ok(&self.store.redis_url)
-                .map_err(|m| err("store.redis_url", m))?;
+            redis_url_ok(&self.store.redis_url).map_err(|m| err("store.redis_url", m))?;
         }
         for (name, v) in [
             ("tokens.code_ttl_secs", self.tokens.code_ttl_secs),
-            ("tokens.access_token_ttl_secs", self.tokens.access_token_ttl_secs),
+            (
+                "tokens.access_token_ttl_secs",
+                self.tokens.access_token_ttl_secs,
+            ),
             ("tokens.id_token_ttl_secs", self.tokens.id_token_ttl_secs),
             ("tokens.login_ttl_secs", self.tokens.login_ttl_secs),
         ] {
@@ -317,12 +340,15 @@ impl Config {
                 .listen
                 .ok_or_else(|| err("standin.listen", "required when standin.enabled"))?;
             if !listen.ip().is_loopback() {
-                return Err(err("standin.listen", "the Slack stand-in only runs on a loopback address"));
+                return Err(err(
+                    "standin.listen",
+                    "the Slack stand-in only runs on a loopback address",
+                ));
             }
-            if !upstream.host_str().is_some_and(is_loopback_host) {
+            if self.upstream.issuer != format!("http://{listen}") {
                 return Err(err(
                     "upstream.issuer",
-                    "the Slack stand-in is enabled, so the upstream issuer must be a loopback URL",
+                    format!("the Slack stand-in is enabled, so this must be \"http://{listen}\""),
                 ));
             }
         }
@@ -337,7 +363,10 @@ impl Config {
                 return Err(err(at("client_id"), "must not be empty"));
             }
             if !ids.insert(c.client_id.as_str()) {
-                return Err(err(at("client_id"), format!("\"{}\" is registered twice", c.client_id)));
+                return Err(err(
+                    at("client_id"),
+                    format!("\"{}\" is registered twice", c.client_id),
+                ));
             }
             match c.token_endpoint_auth_method {
                 TokenEndpointAuthMethod::None => {
@@ -350,7 +379,10 @@ impl Config {
                 }
                 _ => match (&c.client_secret, &c.client_secret_sha256) {
                     (Some(_), Some(_)) => {
-                        return Err(err(at("client_secret"), "give client_secret or client_secret_sha256, not both"));
+                        return Err(err(
+                            at("client_secret"),
+                            "give client_secret or client_secret_sha256, not both",
+                        ));
                     }
                     (None, None) => {
                         return Err(err(
@@ -359,26 +391,41 @@ impl Config {
                         ));
                     }
                     (Some(s), None) if s.len() < 32 => {
-                        return Err(err(at("client_secret"), "must be at least 32 characters (high entropy)"));
+                        return Err(err(
+                            at("client_secret"),
+                            "must be at least 32 characters (high entropy)",
+                        ));
                     }
-                    (None, Some(h)) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                        return Err(err(at("client_secret_sha256"), "must be 64 hexadecimal digits"));
+                    (None, Some(h))
+                        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        return Err(err(
+                            at("client_secret_sha256"),
+                            "must be 64 hexadecimal digits",
+                        ));
                     }
                     _ => {}
                 },
             }
             if c.redirect_uris.is_empty() {
-                return Err(err(at("redirect_uris"), "at least one redirect URI is required"));
+                return Err(err(
+                    at("redirect_uris"),
+                    "at least one redirect URI is required",
+                ));
             }
             for (j, uri) in c.redirect_uris.iter().enumerate() {
-                check_redirect_uri(uri).map_err(|m| err(format!("clients[{i}].redirect_uris[{j}]"), m))?;
+                check_redirect_uri(uri)
+                    .map_err(|m| err(format!("clients[{i}].redirect_uris[{j}]"), m))?;
             }
             for (j, uri) in c.post_logout_redirect_uris.iter().enumerate() {
                 check_redirect_uri(uri)
                     .map_err(|m| err(format!("clients[{i}].post_logout_redirect_uris[{j}]"), m))?;
             }
             if c.id_token_signed_response_alg != "RS256" {
-                return Err(err(at("id_token_signed_response_alg"), "only \"RS256\" is offered"));
+                return Err(err(
+                    at("id_token_signed_response_alg"),
+                    "only \"RS256\" is offered",
+                ));
             }
         }
         Ok(())
@@ -406,7 +453,10 @@ fn check_https_or_loopback(key: &str, url: &Url) -> Result<(), ConfigError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if url.host_str().is_some_and(is_loopback_host) => Ok(()),
-        "http" => Err(err(key, "must use https (http is allowed only on loopback)")),
+        "http" => Err(err(
+            key,
+            "must use https (http is allowed only on loopback)",
+        )),
         other => Err(err(key, format!("scheme \"{other}\" is not https"))),
     }
 }
@@ -422,7 +472,9 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
         "http" if !url.host_str().is_some_and(is_loopback_host) => {
             Err("http is allowed only for loopback hosts; use https".into())
         }
-        "javascript" | "data" | "file" | "vbscript" => Err(format!("scheme \"{}\" is not allowed", url.scheme())),
+        "javascript" | "data" | "file" | "vbscript" => {
+            Err(format!("scheme \"{}\" is not allowed", url.scheme()))
+        }
         _ => Ok(()),
     }
 }
@@ -434,12 +486,16 @@ fn apply_env_overrides(
     root: &mut toml::Value,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
-    let mut vars: Vec<(String, String)> =
-        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
     vars.sort();
     for (name, raw) in vars {
-        let segments: Vec<String> =
-            name[ENV_PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let segments: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         if segments.iter().any(|s| s.is_empty()) {
             return Err(err(name, "malformed override name (empty path segment)"));
         }
@@ -453,7 +509,12 @@ fn parse_env_value(raw: &str) -> toml::Value {
     let probe = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&probe) {
         Ok(mut t) => match t.remove("v") {
-            Some(v @ (toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Array(_))) => v,
+            Some(
+                v @ (toml::Value::Boolean(_)
+                | toml::Value::Integer(_)
+                | toml::Value::Float(_)
+                | toml::Value::Array(_)),
+            ) => v,
             Some(toml::Value::String(s)) => toml::Value::String(s),
             _ => toml::Value::String(raw.to_string()),
         },
@@ -479,9 +540,14 @@ fn set_path(node: &mut toml::Value, path: &[String], value: toml::Value) -> Resu
             set_path(child, rest, value)
         }
         toml::Value::Array(items) => {
-            let index: usize = head.parse().map_err(|_| format!("\"{head}\" is not an array index"))?;
+            let index: usize = head
+                .parse()
+                .map_err(|_| format!("\"{head}\" is not an array index"))?;
             if index > items.len() {
-                return Err(format!("index {index} skips entries (the array has {})", items.len()));
+                return Err(format!(
+                    "index {index} skips entries (the array has {})",
+                    items.len()
+                ));
             }
             if index == items.len() {
                 items.push(toml::Value::Table(toml::Table::new()));
@@ -513,7 +579,10 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
 "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_toml_with_env(text, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        Config::from_toml_with_env(
+            text,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     #[test]
@@ -521,7 +590,10 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
         let c = load(MINIMAL, &[]).unwrap();
         assert_eq!(c.store.backend, StoreBackend::Memory);
         assert_eq!(c.store.timeout_ms, 2000);
-        assert_eq!(c.clients[0].token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
+        assert_eq!(
+            c.clients[0].token_endpoint_auth_method,
+            TokenEndpointAuthMethod::ClientSecretBasic
+        );
         assert_eq!(c.upstream.issuer, "https://slack.com");
     }
 
@@ -532,7 +604,10 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
             &[
                 ("BRIDGE_UPSTREAM__CLIENT_SECRET", "from-env"),
                 ("BRIDGE_STORE__TIMEOUT_MS", "500"),
-                ("BRIDGE_CLIENTS__0__CLIENT_SECRET", "ffffffffffffffffffffffffffffffffff"),
+                (
+                    "BRIDGE_CLIENTS__0__CLIENT_SECRET",
+                    "ffffffffffffffffffffffffffffffffff",
+                ),
                 ("BRIDGE_UPSTREAM__ALLOWED_TEAM_IDS", "[\"T1\", \"T2\"]"),
                 ("UNRELATED", "x"),
             ],
@@ -540,7 +615,10 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
         .unwrap();
         assert_eq!(c.upstream.client_secret, "from-env");
         assert_eq!(c.store.timeout_ms, 500);
-        assert_eq!(c.clients[0].client_secret.as_deref(), Some("ffffffffffffffffffffffffffffffffff"));
+        assert_eq!(
+            c.clients[0].client_secret.as_deref(),
+            Some("ffffffffffffffffffffffffffffffffff")
+        );
         assert_eq!(c.upstream.allowed_team_ids, vec!["T1", "T2"]);
     }
 
@@ -572,13 +650,19 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
 
     #[test]
     fn plain_http_issuer_off_loopback_is_refused() {
-        let text = MINIMAL.replace("issuer = \"http://127.0.0.1:18080\"", "issuer = \"http://bridge.example\"");
+        let text = MINIMAL.replace(
+            "issuer = \"http://127.0.0.1:18080\"",
+            "issuer = \"http://bridge.example\"",
+        );
         assert_eq!(load(&text, &[]).unwrap_err().path, "issuer");
     }
 
     #[test]
     fn public_client_with_secret_is_refused() {
         let text = format!("{MINIMAL}token_endpoint_auth_method = \"none\"\n");
-        assert_eq!(load(&text, &[]).unwrap_err().path, "clients[0].client_secret");
+        assert_eq!(
+            load(&text, &[]).unwrap_err().path,
+            "clients[0].client_secret"
+        );
     }
 }

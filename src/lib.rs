@@ -1,5 +1,171 @@
 //! slack-oidc-bridge: an OpenID Provider that signs people in with Slack.
+//!
+//! This file is the one place that wires the parts together: config, store,
+//! keys, the Slack client and the endpoints.
 
 pub mod config;
+pub mod health;
+pub mod keys;
+pub mod provider;
 pub mod store;
 pub mod upstream;
+pub mod web;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use openidconnect::IssuerUrl;
+
+use config::{Config, StoreBackend};
+use keys::KeyStore;
+use provider::Provider;
+use provider::clients::Clients;
+use store::DynStore;
+use store::memory::MemoryStore;
+use store::records::Records;
+use upstream::SlackClient;
+use upstream::standin::{self, StandinApp, StandinHandle, StandinOptions, StandinUser};
+
+/// Limits on what a request may carry (bodies of the form endpoints).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn build_store(config: &Config) -> anyhow::Result<DynStore> {
+    Ok(match config.store.backend {
+        StoreBackend::Memory => {
+            let memory = Arc::new(MemoryStore::new(config.store.memory_max_entries));
+            let sweeper = Arc::downgrade(&memory);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(30));
+                loop {
+                    tick.tick().await;
+                    match sweeper.upgrade() {
+                        Some(m) => {
+                            m.sweep();
+                        }
+                        None => break,
+                    }
+                }
+            });
+            memory
+        }
+        StoreBackend::Redis => Arc::new(
+            store::redis::new(
+                &config.store.redis_url,
+                &config.store.key_prefix,
+                config.store.timeout(),
+            )
+            .context("store.redis_url")?,
+        ),
+    })
+}
+
+pub fn build_provider(
+    config: Arc<Config>,
+    store: DynStore,
+    keys: Arc<KeyStore>,
+) -> anyhow::Result<Provider> {
+    let issuer = config.issuer.clone();
+    let issuer_url = IssuerUrl::new(issuer.clone()).context("issuer")?;
+    let secure_cookies = issuer.starts_with("https://");
+    let slack = SlackClient::new(config.upstream.clone(), format!("{issuer}/callback"))?;
+    Ok(Provider {
+        discovery: provider::discovery::metadata(&issuer),
+        issuer,
+        issuer_url,
+        clients: Clients::from_config(&config.clients),
+        records: Records::new(store),
+        keys,
+        slack,
+        pages: web::Pages::new().context("templates")?,
+        // `__Host-` pins the cookie to this host, path / and https.
+        browser_cookie: if secure_cookies {
+            "__Host-bridge_browser"
+        } else {
+            "bridge_browser"
+        },
+        secure_cookies,
+        config,
+    })
+}
+
+/// Starts the built-in Slack stand-in when the config asks for it.
+pub async fn start_standin(config: &Config) -> anyhow::Result<Option<StandinHandle>> {
+    if !config.standin.enabled {
+        return Ok(None);
+    }
+    let listen = config.standin.listen.context("standin.listen")?;
+    let handle = standin::start(StandinOptions {
+        listen,
+        apps: vec![StandinApp {
+            client_id: config.upstream.client_id.clone(),
+            client_secret: config.upstream.client_secret.clone(),
+            redirect_urls: vec![format!("{}/callback", config.issuer)],
+            distributed: true,
+            rotation: false,
+        }],
+        users: StandinUser::fixtures(),
+        exact_slack_mode: false,
+    })
+    .await
+    .context("starting the Slack stand-in")?;
+    tracing::warn!(url = %handle.base_url, "the built-in Slack stand-in is running: for development only");
+    Ok(Some(handle))
+}
+
+/// Runs the bridge until it is stopped (SIGINT or SIGTERM).
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let _standin = start_standin(&config).await?;
+    let store = build_store(&config)?;
+    let keys = Arc::new(KeyStore::open(&config.keys.dir)?);
+    let provider = actix_web::web::Data::new(build_provider(config.clone(), store, keys)?);
+
+    let warm = provider.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.slack.warm_up().await {
+            tracing::warn!(error = %e, "Slack's discovery could not be loaded yet; retrying at the first sign-in");
+        }
+    });
+
+    let base_path = url::Url::parse(&config.issuer)?
+        .path()
+        .trim_end_matches('/')
+        .to_string();
+    let https = config.issuer.starts_with("https://");
+    let data = provider.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(actix_web::web::PayloadConfig::new(MAX_BODY_BYTES))
+            .wrap(web::headers::security_headers(https))
+            .wrap(from_fn(log_request))
+            .service(
+                actix_web::web::scope(&base_path)
+                    .configure(health::routes)
+                    .configure(provider::routes),
+            )
+    })
+    .bind(config.listen)
+    .with_context(|| format!("listen: cannot bind {}", config.listen))?
+    .run();
+    tracing::info!(issuer = %config.issuer, listen = %config.listen, store = ?config.store.backend, "slack-oidc-bridge ready");
+    server.await?;
+    Ok(())
+}
+
+/// One line per request: method, path (never the query: it carries codes and
+/// states), status and time.
+async fn log_request(
+    req: actix_web::dev::ServiceRequest,
+    next: Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let response = next.call(req).await?;
+    tracing::info!(%method, path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    Ok(response)
+}

@@ -25,7 +25,10 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new(max_entries: usize) -> Self {
-        MemoryStore { entries: Mutex::new(HashMap::new()), max_entries }
+        MemoryStore {
+            entries: Mutex::new(HashMap::new()),
+            max_entries,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
@@ -42,7 +45,14 @@ impl MemoryStore {
         map.len()
     }
 
-    fn insert(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration, only_new: bool) -> StoreResult<bool> {
+    fn insert(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        only_new: bool,
+    ) -> StoreResult<bool> {
         let now = Instant::now();
         let mut map = self.lock();
         let k = (ns, key.to_string());
@@ -56,7 +66,13 @@ impl MemoryStore {
                 return Err(StoreError::Full);
             }
         }
-        map.insert(k, Entry { value: value.to_vec(), expires: now + ttl });
+        map.insert(
+            k,
+            Entry {
+                value: value.to_vec(),
+                expires: now + ttl,
+            },
+        );
         Ok(true)
     }
 }
@@ -67,7 +83,13 @@ impl Store for MemoryStore {
         self.insert(ns, key, value, ttl, false).map(|_| ())
     }
 
-    async fn put_new(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
+    async fn put_new(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<bool> {
         self.insert(ns, key, value, ttl, true)
     }
 
@@ -81,12 +103,17 @@ impl Store for MemoryStore {
 
     async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let mut map = self.lock();
-        Ok(map.remove(&(ns, key.to_string())).filter(|e| e.expires > Instant::now()).map(|e| e.value))
+        Ok(map
+            .remove(&(ns, key.to_string()))
+            .filter(|e| e.expires > Instant::now())
+            .map(|e| e.value))
     }
 
     async fn delete(&self, ns: Namespace, key: &str) -> StoreResult<bool> {
         let mut map = self.lock();
-        Ok(map.remove(&(ns, key.to_string())).is_some_and(|e| e.expires > Instant::now()))
+        Ok(map
+            .remove(&(ns, key.to_string()))
+            .is_some_and(|e| e.expires > Instant::now()))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -109,8 +136,14 @@ mod tests {
         let ttl = Duration::from_secs(60);
         store.put(Namespace::Session, "a", b"1", ttl).await.unwrap();
         store.put(Namespace::Session, "b", b"2", ttl).await.unwrap();
-        assert!(matches!(store.put(Namespace::Login, "c", b"3", ttl).await, Err(StoreError::Full)));
-        assert_eq!(store.get(Namespace::Session, "a").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(matches!(
+            store.put(Namespace::Login, "c", b"3", ttl).await,
+            Err(StoreError::Full)
+        ));
+        assert_eq!(
+            store.get(Namespace::Session, "a").await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
         // Overwriting an existing key needs no new room.
         store.put(Namespace::Session, "a", b"9", ttl).await.unwrap();
     }
@@ -118,9 +151,15 @@ mod tests {
     #[tokio::test]
     async fn expired_entries_make_room_at_the_cap() {
         let store = MemoryStore::new(1);
-        store.put(Namespace::Login, "old", b"1", Duration::from_millis(20)).await.unwrap();
+        store
+            .put(Namespace::Login, "old", b"1", Duration::from_millis(20))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
-        store.put(Namespace::Login, "new", b"2", Duration::from_secs(60)).await.unwrap();
+        store
+            .put(Namespace::Login, "new", b"2", Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(store.sweep(), 1);
     }
 }

@@ -71,8 +71,13 @@ pub trait Store: Send + Sync + 'static {
     /// Writes (or overwrites) `key` with a time to live.
     async fn put(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()>;
     /// Writes `key` only if it does not exist; returns whether it was written.
-    async fn put_new(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration)
-    -> StoreResult<bool>;
+    async fn put_new(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<bool>;
     async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Reads and deletes `key` in one atomic step.
     async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>>;

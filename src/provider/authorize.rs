@@ -1,0 +1,387 @@
+//! The authorization endpoint (OIDC Core §3.1.2, RFC 6749 §4.1.1, RFC 7636).
+//! Checks run in this order; the first two cannot redirect (there is no
+//! trusted place to send the person), every later one redirects with an error.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::Provider;
+use super::claims::SUPPORTED_SCOPES;
+use super::clients::Client;
+use super::error::{ErrorCode, OAuthError};
+use super::params::{Lenient, Params};
+use crate::store::records::{PendingLogin, random_secret, secret_hash};
+
+pub async fn get(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
+    authorize(&req, &provider, Params::parse_lenient(req.query_string())).await
+}
+
+pub async fn post(
+    req: HttpRequest,
+    body: web::Bytes,
+    provider: web::Data<Provider>,
+) -> HttpResponse {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        let e =
+            OAuthError::invalid_request("the request must be application/x-www-form-urlencoded");
+        return provider.error_page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in request is malformed",
+            &e,
+        );
+    }
+    let Ok(body) = std::str::from_utf8(&body) else {
+        let e = OAuthError::invalid_request("the request body is not valid UTF-8");
+        return provider.error_page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in request is malformed",
+            &e,
+        );
+    };
+    authorize(&req, &provider, Params::parse_lenient(body)).await
+}
+
+/// A validated authorization request, ready to go to Slack.
+struct Request {
+    client: Arc<Client>,
+    redirect_uri: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    scopes: Vec<String>,
+    code_challenge: Option<String>,
+}
+
+async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> HttpResponse {
+    let (client, redirect_uri) = match check_client_and_redirect_uri(provider, &parsed) {
+        Ok(v) => v,
+        Err(e) => {
+            return provider.error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link is not valid",
+                &e,
+            );
+        }
+    };
+    let params = &parsed.params;
+    let state = params.get("state").map(str::to_string);
+    let fail = |e: OAuthError| e.redirect(&redirect_uri, state.as_deref(), &provider.issuer);
+
+    if let Some(problem) = parsed.problem.clone() {
+        return fail(problem);
+    }
+    let checks = [
+        check_no_request_object,
+        check_response_type,
+        check_response_mode,
+        check_prompt,
+        check_max_age,
+    ];
+    for check in checks {
+        if let Err(e) = check(params) {
+            return fail(e);
+        }
+    }
+    let scopes = match check_scope(params) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let code_challenge = match check_pkce(params, &client) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let request = Request {
+        client,
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        nonce: params.get("nonce").map(str::to_string),
+        scopes,
+        code_challenge,
+    };
+    match start_upstream_login(req, provider, request).await {
+        Ok(response) => response,
+        Err(e) => fail(e),
+    }
+}
+
+/// client_id must name a registered client and redirect_uri must be one of
+/// its URIs, compared as exact strings. Neither may be repeated.
+fn check_client_and_redirect_uri(
+    provider: &Provider,
+    parsed: &Lenient,
+) -> Result<(Arc<Client>, String), OAuthError> {
+    for key in ["client_id", "redirect_uri"] {
+        if parsed.repeated.iter().any(|r| r == key) {
+            return Err(OAuthError::invalid_request(format!("{key} is repeated")));
+        }
+    }
+    let params = &parsed.params;
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| OAuthError::invalid_request("client_id is missing"))?;
+    let client = provider.clients.get(client_id).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::InvalidClient,
+            "this application is not registered here",
+        )
+    })?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
+    if !client.has_redirect_uri(redirect_uri) {
+        return Err(OAuthError::invalid_request(
+            "redirect_uri is not registered for this application",
+        ));
+    }
+    Ok((client, redirect_uri.to_string()))
+}
+
+/// Request objects are not supported (discovery says so); OIDC Core §6.
+fn check_no_request_object(params: &Params) -> Result<(), OAuthError> {
+    if params.contains("request") {
+        return Err(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if params.contains("request_uri") {
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    Ok(())
+}
+
+fn check_response_type(params: &Params) -> Result<(), OAuthError> {
+    match params.get("response_type") {
+        None => Err(OAuthError::invalid_request("response_type is missing")),
+        Some("code") => Ok(()),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            "only response_type=code is supported",
+        )),
+    }
+}
+
+fn check_response_mode(params: &Params) -> Result<(), OAuthError> {
+    match params.get("response_mode") {
+        None | Some("query") => Ok(()),
+        Some(_) => Err(OAuthError::invalid_request(
+            "only response_mode=query is supported",
+        )),
+    }
+}
+
+/// `prompt` values are known and `none` stands alone (OIDC Core §3.1.2.1).
+/// There is no session to reuse yet, so `none` cannot succeed.
+fn check_prompt(params: &Params) -> Result<(), OAuthError> {
+    let Some(prompt) = params.get("prompt") else {
+        return Ok(());
+    };
+    let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
+    for v in &values {
+        if !matches!(*v, "none" | "login" | "consent" | "select_account") {
+            return Err(OAuthError::invalid_request("prompt has an unknown value"));
+        }
+    }
+    if values.contains(&"none") {
+        if values.len() > 1 {
+            return Err(OAuthError::invalid_request(
+                "prompt=none cannot be combined with other values",
+            ));
+        }
+        return Err(OAuthError::new(
+            ErrorCode::LoginRequired,
+            "the person is not signed in",
+        ));
+    }
+    Ok(())
+}
+
+fn check_max_age(params: &Params) -> Result<(), OAuthError> {
+    match params.get("max_age") {
+        Some(v) if v.parse::<u64>().is_err() => Err(OAuthError::invalid_request(
+            "max_age must be a non-negative integer",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `openid` is required; scopes we do not know are ignored (OIDC Core §5.4).
+fn check_scope(params: &Params) -> Result<Vec<String>, OAuthError> {
+    let scope = params.get("scope").unwrap_or("");
+    let requested: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+    if !requested.contains(&"openid") {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "scope must contain openid",
+        ));
+    }
+    let mut granted: Vec<String> = Vec::new();
+    for s in SUPPORTED_SCOPES {
+        if requested.contains(s) {
+            granted.push(s.to_string());
+        }
+    }
+    Ok(granted)
+}
+
+/// RFC 7636: only S256; required for public clients; the challenge is 43-128
+/// characters of the unreserved set (§4.2).
+fn check_pkce(params: &Params, client: &Client) -> Result<Option<String>, OAuthError> {
+    let challenge = params.get("code_challenge");
+    let method = params.get("code_challenge_method");
+    match (challenge, method) {
+        (None, None) if client.is_public() => Err(OAuthError::invalid_request(
+            "PKCE (code_challenge with S256) is required for this client",
+        )),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(OAuthError::invalid_request(
+            "code_challenge_method without code_challenge",
+        )),
+        (Some(_), None) | (Some(_), Some("plain")) => Err(OAuthError::invalid_request(
+            "code_challenge_method must be S256 (plain is not allowed)",
+        )),
+        (Some(_), Some(m)) if m != "S256" => Err(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        )),
+        (Some(c), Some(_)) => {
+            let valid = (43..=128).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            if valid {
+                Ok(Some(c.to_string()))
+            } else {
+                Err(OAuthError::invalid_request("code_challenge is malformed"))
+            }
+        }
+    }
+}
+
+/// Stores the pending login (bound to this browser) and sends the person to
+/// Slack with a fresh state and nonce.
+async fn start_upstream_login(
+    req: &HttpRequest,
+    provider: &Provider,
+    request: Request,
+) -> Result<HttpResponse, OAuthError> {
+    let (browser_id, new_cookie) = provider.browser_id(req);
+    let upstream_state = random_secret();
+    let upstream_nonce = random_secret();
+    let pkce = provider.slack.pkce_pair();
+    let login = PendingLogin {
+        client_id: request.client.id.clone(),
+        redirect_uri: request.redirect_uri,
+        state: request.state,
+        nonce: request.nonce,
+        scopes: request.scopes,
+        code_challenge: request.code_challenge,
+        upstream_nonce: upstream_nonce.clone(),
+        upstream_pkce_verifier: pkce.as_ref().map(|(v, _)| v.clone()),
+        browser_hash: secret_hash(&browser_id),
+    };
+    let url = provider
+        .slack
+        .authorize_url(
+            &upstream_state,
+            &upstream_nonce,
+            pkce.as_ref().map(|(_, c)| c.as_str()),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot build Slack's authorization URL");
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "Slack cannot be reached right now; try again shortly",
+            )
+        })?;
+    provider
+        .records
+        .put_login(&upstream_state, &login, provider.ttl_login())
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    let mut response = HttpResponse::Found();
+    response
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(cookie) = new_cookie {
+        response.cookie(cookie);
+    }
+    Ok(response.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(q: &str) -> Params {
+        Params::parse(q).unwrap()
+    }
+
+    #[test]
+    fn unknown_scopes_are_ignored_and_openid_required() {
+        assert_eq!(
+            check_scope(&p("scope=email+openid+phone")).unwrap(),
+            vec!["openid", "email"]
+        );
+        assert_eq!(
+            check_scope(&p("scope=email")).unwrap_err().code,
+            ErrorCode::InvalidScope
+        );
+    }
+
+    #[test]
+    fn prompt_none_alone_is_login_required_and_combined_is_invalid() {
+        assert_eq!(
+            check_prompt(&p("prompt=none")).unwrap_err().code,
+            ErrorCode::LoginRequired
+        );
+        assert_eq!(
+            check_prompt(&p("prompt=none+login")).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        assert!(check_prompt(&p("prompt=login+consent")).is_ok());
+    }
+
+    #[test]
+    fn response_type_must_be_code() {
+        assert_eq!(
+            check_response_type(&p("")).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            check_response_type(&p("response_type=token"))
+                .unwrap_err()
+                .code,
+            ErrorCode::UnsupportedResponseType
+        );
+    }
+
+    #[test]
+    fn request_objects_are_refused_with_their_own_codes() {
+        assert_eq!(
+            check_no_request_object(&p("request=x")).unwrap_err().code,
+            ErrorCode::RequestNotSupported
+        );
+        assert_eq!(
+            check_no_request_object(&p("request_uri=x"))
+                .unwrap_err()
+                .code,
+            ErrorCode::RequestUriNotSupported
+        );
+    }
+}

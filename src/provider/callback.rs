@@ -1,0 +1,219 @@
+//! Where Slack sends the person back. Nothing here is trusted because it came
+//! back through a redirect: the pending login is consumed once and must belong
+//! to this browser, Slack's code is exchanged and its ID token verified, and
+//! the workspace gate runs before a code of ours exists.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use super::Provider;
+use super::error::{ErrorCode, OAuthError, redirect_with};
+use super::params::Params;
+use crate::store::records::{CodeGrant, PendingLogin, random_secret, secret_hash};
+use crate::upstream::{SlackIdentity, UpstreamError};
+
+pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
+    let page = |e: OAuthError| {
+        provider.error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in cannot be completed",
+            &e,
+        )
+    };
+    let params = match Params::parse(req.query_string()) {
+        Ok(p) => p,
+        Err(e) => return page(e),
+    };
+    let login = match take_pending_login(&req, &provider, &params).await {
+        Ok(login) => login,
+        Err(e) if e.code == ErrorCode::TemporarilyUnavailable => {
+            return provider.error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now",
+                &e,
+            );
+        }
+        Err(e) => return page(e),
+    };
+    let fail = |e: OAuthError| {
+        tracing::info!(client_id = %login.client_id, error = e.code.as_str(), description = %e.description, "sign-in refused");
+        e.redirect(
+            &login.redirect_uri,
+            login.state.as_deref(),
+            &provider.issuer,
+        )
+    };
+    if let Err(e) = check_slack_did_not_refuse(&params) {
+        return fail(e);
+    }
+    let identity = match sign_in_upstream(&provider, &params, &login).await {
+        Ok(identity) => identity,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = check_workspace_allowed(&provider, &identity.0) {
+        return fail(e);
+    }
+    match mint_code(&provider, &login, identity).await {
+        Ok(code) => redirect_with(
+            &login.redirect_uri,
+            &[
+                ("code", Some(&code)),
+                ("state", login.state.as_deref()),
+                ("iss", Some(&provider.issuer)),
+            ],
+        ),
+        Err(e) => fail(e),
+    }
+}
+
+/// The pending login is consumed at once (single use, even if a later check
+/// fails) and must have been started by this browser.
+async fn take_pending_login(
+    req: &HttpRequest,
+    provider: &Provider,
+    params: &Params,
+) -> Result<PendingLogin, OAuthError> {
+    let state = params
+        .get("state")
+        .ok_or_else(|| OAuthError::invalid_request("Slack sent no state"))?;
+    let login = provider
+        .records
+        .take_login(state)
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?
+        .ok_or_else(|| {
+            OAuthError::invalid_request(
+                "this sign-in has expired or was already completed; start again",
+            )
+        })?;
+    let cookie = req.cookie(provider.browser_cookie);
+    let same_browser = cookie
+        .map(|c| secret_hash(c.value()))
+        .is_some_and(|h| bool::from(h.as_bytes().ct_eq(login.browser_hash.as_bytes())));
+    if !same_browser {
+        return Err(OAuthError::invalid_request(
+            "this sign-in was started in another browser (or cookies are blocked); start again",
+        ));
+    }
+    Ok(login)
+}
+
+/// Slack redirects with `error=access_denied` when the person cancels.
+fn check_slack_did_not_refuse(params: &Params) -> Result<(), OAuthError> {
+    match params.get("error") {
+        None => Ok(()),
+        Some("access_denied") => Err(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the person cancelled the sign-in at Slack",
+        )),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::ServerError,
+            "Slack refused the sign-in",
+        )),
+    }
+}
+
+/// Identity and the time of the Slack login.
+struct Verified(SlackIdentity, i64);
+
+async fn sign_in_upstream(
+    provider: &Provider,
+    params: &Params,
+    login: &PendingLogin,
+) -> Result<Verified, OAuthError> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| OAuthError::new(ErrorCode::ServerError, "Slack sent no code"))?;
+    let slack = &provider.slack;
+    let tokens = slack
+        .exchange_code(code, login.upstream_pkce_verifier.as_deref())
+        .await
+        .map_err(upstream_error)?;
+    let claims = slack
+        .verify_id_token(
+            &tokens.id_token,
+            &login.upstream_nonce,
+            &tokens.access_token,
+        )
+        .await
+        .map_err(upstream_error)?;
+    // userInfo adds profile fields; when it fails the ID token's claims suffice.
+    let userinfo = match slack.userinfo(&tokens.access_token).await {
+        Ok(info) if info.get("sub") == claims.get("sub") => Some(info),
+        Ok(_) => {
+            return Err(OAuthError::new(
+                ErrorCode::ServerError,
+                "Slack's userInfo names another user",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Slack userInfo failed; using the ID token's claims");
+            None
+        }
+    };
+    let identity = SlackIdentity::from_claims(&claims, userinfo.as_ref()).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::ServerError,
+            "Slack's ID token lacks the team or user id",
+        )
+    })?;
+    let auth_time = claims
+        .get("auth_time")
+        .or_else(|| claims.get("iat"))
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    Ok(Verified(identity, auth_time))
+}
+
+fn upstream_error(e: UpstreamError) -> OAuthError {
+    tracing::warn!(error = %e, "Slack sign-in failed");
+    if e.is_transient() {
+        OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!("{e}; try again shortly"),
+        )
+    } else {
+        OAuthError::new(ErrorCode::ServerError, e.to_string())
+    }
+}
+
+fn check_workspace_allowed(
+    provider: &Provider,
+    identity: &SlackIdentity,
+) -> Result<(), OAuthError> {
+    if identity.is_in(&provider.config.upstream.allowed_team_ids) {
+        Ok(())
+    } else {
+        tracing::info!(team_id = %identity.team_id, "sign-in refused: workspace not allowed");
+        Err(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "this Slack workspace is not allowed to sign in here",
+        ))
+    }
+}
+
+async fn mint_code(
+    provider: &Provider,
+    login: &PendingLogin,
+    verified: Verified,
+) -> Result<String, OAuthError> {
+    let Verified(identity, auth_time) = verified;
+    let code = random_secret();
+    let grant = CodeGrant {
+        client_id: login.client_id.clone(),
+        redirect_uri: login.redirect_uri.clone(),
+        scopes: login.scopes.clone(),
+        nonce: login.nonce.clone(),
+        code_challenge: login.code_challenge.clone(),
+        identity,
+        auth_time,
+    };
+    provider
+        .records
+        .put_code(&code, &grant, provider.ttl_code())
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    Ok(code)
+}

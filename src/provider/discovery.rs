@@ -1,0 +1,42 @@
+//! OpenID Connect Discovery 1.0 metadata and the JWKS, both served from bytes
+//! serialized once.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::Provider;
+use super::claims::{CLAIMS_SUPPORTED, SUPPORTED_SCOPES};
+use crate::web::cached::CachedJson;
+
+pub fn metadata(issuer: &str) -> CachedJson {
+    let doc = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "scopes_supported": SUPPORTED_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    CachedJson::new(&doc, 3600)
+}
+
+pub async fn openid_configuration(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
+    provider.discovery.respond(&req)
+}
+
+pub async fn jwks(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
+    provider.keys.current().jwks.respond(&req)
+}

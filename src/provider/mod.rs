@@ -1,0 +1,112 @@
+//! The face toward applications: one file per endpoint, each a list of small
+//! named checks in the order of the specification.
+
+pub mod authorize;
+pub mod callback;
+pub mod claims;
+pub mod clients;
+pub mod discovery;
+pub mod error;
+pub mod params;
+pub mod token;
+pub mod userinfo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use openidconnect::IssuerUrl;
+
+use crate::config::Config;
+use crate::keys::KeyStore;
+use crate::store::records::{Records, random_secret};
+use crate::upstream::SlackClient;
+use crate::web::Pages;
+use crate::web::cached::CachedJson;
+use crate::web::pages::ErrorPage;
+use clients::Clients;
+use error::OAuthError;
+
+/// Everything the endpoints share; built once by `crate::build`.
+pub struct Provider {
+    pub issuer: String,
+    pub issuer_url: IssuerUrl,
+    pub config: Arc<Config>,
+    pub clients: Clients,
+    pub records: Records,
+    pub keys: Arc<KeyStore>,
+    pub slack: SlackClient,
+    pub pages: Pages,
+    pub discovery: CachedJson,
+    /// Name of the cookie that binds a pending login to the browser.
+    pub browser_cookie: &'static str,
+    pub secure_cookies: bool,
+}
+
+impl Provider {
+    pub fn ttl_login(&self) -> Duration {
+        Duration::from_secs(self.config.tokens.login_ttl_secs)
+    }
+    pub fn ttl_code(&self) -> Duration {
+        Duration::from_secs(self.config.tokens.code_ttl_secs)
+    }
+    pub fn ttl_access_token(&self) -> Duration {
+        Duration::from_secs(self.config.tokens.access_token_ttl_secs)
+    }
+
+    /// An error page for the person in the browser. The reference also goes to
+    /// the log, so an operator can find what happened.
+    pub fn error_page(&self, status: StatusCode, title: &str, error: &OAuthError) -> HttpResponse {
+        let reference = short_reference();
+        tracing::warn!(reference, error = error.code.as_str(), description = %error.description, "{title}");
+        self.pages.error(
+            status,
+            &ErrorPage {
+                title,
+                description: &error.description,
+                error: error.code.as_str(),
+                reference: &reference,
+            },
+        )
+    }
+
+    /// The browser's binding cookie value, minting one when absent.
+    pub fn browser_id(&self, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+        if let Some(c) = req.cookie(self.browser_cookie)
+            && c.value().len() == 43
+        {
+            return (c.value().to_string(), None);
+        }
+        let value = random_secret();
+        let cookie = Cookie::build(self.browser_cookie, value.clone())
+            .path("/")
+            .http_only(true)
+            .secure(self.secure_cookies)
+            .same_site(SameSite::Lax)
+            .finish();
+        (value, Some(cookie))
+    }
+}
+
+fn short_reference() -> String {
+    let mut b = [0u8; 6];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Every endpoint; mounted by `crate::serve` under the issuer's path.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::openid_configuration),
+    )
+    .route("/jwks", web::get().to(discovery::jwks))
+    .route("/authorize", web::get().to(authorize::get))
+    .route("/authorize", web::post().to(authorize::post))
+    .route("/callback", web::get().to(callback::callback))
+    .route("/token", web::post().to(token::token))
+    .route("/userinfo", web::get().to(userinfo::userinfo))
+    .route("/userinfo", web::post().to(userinfo::userinfo));
+}
