@@ -52,7 +52,7 @@ pub fn build_store(config: &Config) -> anyhow::Result<DynStore> {
             memory
         }
         StoreBackend::Redis => Arc::new(
-            store::redis::new(
+            store::redis::RedisStore::new(
                 &config.store.redis_url,
                 &config.store.key_prefix,
                 config.store.timeout(),
