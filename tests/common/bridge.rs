@@ -1,0 +1,175 @@
+//! Runs the real `slack-oidc-bridge` binary on a free loopback port against a
+//! Slack stand-in running in the test process, and stops both at the end.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use slack_oidc_bridge::upstream::standin::{self, StandinApp, StandinHandle, StandinOptions, StandinUser};
+
+pub const UPSTREAM_CLIENT_ID: &str = "4242424242.1313131313";
+pub const UPSTREAM_SECRET: &str = "upstream-secret-for-tests";
+
+/// A confidential client using `client_secret_basic`.
+pub const BASIC: (&str, &str) = ("app-basic", "basic-secret-0123456789abcdef0123456789");
+/// A confidential client using `client_secret_post`.
+pub const POST: (&str, &str) = ("app-post", "post-secret-0123456789abcdef0123456789ab");
+/// A public client (`none`, PKCE required).
+pub const PUBLIC: &str = "app-public";
+/// Redirect URIs point at a port nobody listens on: tests read the Location
+/// header and never follow it.
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+#[derive(Clone, Default)]
+pub struct Setup {
+    /// `None`: the memory store; `Some(url)`: Redis at that URL.
+    pub redis_url: Option<String>,
+    pub allowed_team_ids: Vec<String>,
+    pub upstream_pkce: bool,
+    /// Extra `BRIDGE_` environment overrides.
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Bridge {
+    pub base: String,
+    pub standin: StandinHandle,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    child: Child,
+}
+
+impl Bridge {
+    pub async fn start(setup: Setup) -> Bridge {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let standin = standin::start(StandinOptions {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            apps: vec![StandinApp {
+                client_id: UPSTREAM_CLIENT_ID.into(),
+                client_secret: UPSTREAM_SECRET.into(),
+                redirect_urls: vec![format!("{base}/callback")],
+                distributed: true,
+                rotation: false,
+            }],
+            users: StandinUser::fixtures(),
+            exact_slack_mode: false,
+        })
+        .await
+        .expect("stand-in starts");
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("bridge.toml");
+        std::fs::write(&config_path, config_text(&base, port, &standin.base_url, &setup, &dir)).unwrap();
+        let child = spawn(&config_path, &dir, &setup.env);
+        let bridge = Bridge { base, standin, dir, config_path, child };
+        bridge.wait_healthy().await;
+        bridge
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the bridge did not become healthy; its log:\n{}", self.log());
+    }
+
+    /// Everything the bridge wrote to stderr so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("bridge.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config_path: &std::path::Path, dir: &tempfile::TempDir, env: &[(String, String)]) -> Child {
+    let log = std::fs::File::create(dir.path().join("bridge.log")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slack-oidc-bridge"));
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(config_path)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the bridge binary runs")
+}
+
+fn config_text(base: &str, port: u16, upstream: &str, setup: &Setup, dir: &tempfile::TempDir) -> String {
+    let store = match &setup.redis_url {
+        None => "backend = \"memory\"".to_string(),
+        Some(url) => format!(
+            "backend = \"redis\"\nredis_url = \"{url}\"\nkey_prefix = \"t{}:\"\ntimeout_ms = 1000",
+            free_port()
+        ),
+    };
+    let teams: Vec<String> = setup.allowed_team_ids.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        r#"
+issuer = "{base}"
+listen = "127.0.0.1:{port}"
+[store]
+{store}
+[keys]
+dir = "{keys}"
+[upstream]
+issuer = "{upstream}"
+client_id = "{UPSTREAM_CLIENT_ID}"
+client_secret = "{UPSTREAM_SECRET}"
+allowed_team_ids = [{teams}]
+pkce = {pkce}
+timeout_ms = 3000
+jwks_refetch_cooldown_secs = 1
+[[clients]]
+client_id = "{basic_id}"
+client_secret = "{basic_secret}"
+redirect_uris = ["{REDIRECT_URI}"]
+token_endpoint_auth_method = "client_secret_basic"
+[[clients]]
+client_id = "{post_id}"
+client_secret = "{post_secret}"
+redirect_uris = ["{REDIRECT_URI}"]
+token_endpoint_auth_method = "client_secret_post"
+[[clients]]
+client_id = "{PUBLIC}"
+redirect_uris = ["{REDIRECT_URI}"]
+token_endpoint_auth_method = "none"
+"#,
+        keys = dir.path().join("keys").display(),
+        teams = teams.join(", "),
+        pkce = setup.upstream_pkce,
+        basic_id = BASIC.0,
+        basic_secret = BASIC.1,
+        post_id = POST.0,
+        post_secret = POST.1,
+    )
+}
