@@ -38,8 +38,8 @@ impl RedisStore {
     /// every key (e.g. `"sob:"`); `timeout` bounds every call.
     pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
         // The parser's messages never echo the URL, so no password can leak.
-        let client =
-            Client::open(url).map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let client = Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         Ok(RedisStore {
             client,
             key_prefix: key_prefix.to_string(),
@@ -108,7 +108,10 @@ impl RedisStore {
 
     fn set(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration) -> Cmd {
         let mut cmd = ::redis::cmd("SET");
-        cmd.arg(self.key(ns, key)).arg(value).arg("PX").arg(ttl_millis(ttl));
+        cmd.arg(self.key(ns, key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_millis(ttl));
         cmd
     }
 
@@ -203,7 +206,11 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_an_error_that_does_not_echo_the_password() {
-        for url in ["not a url", "http://127.0.0.1:6379", "redis://user:hunter2@host:notaport/0"] {
+        for url in [
+            "not a url",
+            "http://127.0.0.1:6379",
+            "redis://user:hunter2@host:notaport/0",
+        ] {
             match RedisStore::new(url, "p:", TIMEOUT) {
                 Err(StoreError::Unavailable(msg)) => assert!(!msg.contains("hunter2"), "{msg}"),
                 other => panic!("{url}: expected an error, got {other:?}"),
@@ -224,9 +231,19 @@ mod tests {
         for _ in 0..2 {
             let started = Instant::now();
             let result = store.get(Namespace::Code, "k").await;
-            assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
-            assert!(started.elapsed() < TIMEOUT + MARGIN, "took {:?}", started.elapsed());
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+            assert!(
+                started.elapsed() < TIMEOUT + MARGIN,
+                "took {:?}",
+                started.elapsed()
+            );
         }
-        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }
