@@ -77,11 +77,12 @@ impl RedisStore {
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
         let mut manager = self.manager()?;
         match cmd.query_async(&mut manager).await {
-            // After a failed connect the manager keeps that failure until the
-            // next call, which only then starts a new connect; without a second
-            // try the first call after Redis returns would still fail. A refused
-            // connection means the command was never sent, so retrying is safe
-            // even for GETDEL.
+            // The manager answers with the outcome of its last connect attempt,
+            // made right after the previous failure: while Redis was down that
+            // is a refusal, so the first call after Redis returns would fail
+            // too. This failure has started a fresh attempt, which the retry
+            // waits for. A refused connect means the command was never sent,
+            // so retrying is safe even for GETDEL.
             Err(e) if e.is_connection_refusal() => cmd.query_async(&mut manager).await,
             result => result,
         }
