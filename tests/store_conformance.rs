@@ -20,7 +20,11 @@ const TTL: Duration = Duration::from_secs(60);
 
 fn unique_prefix() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("test{}-{}:", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "test{}-{}:",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn store_for(server: &RedisServer) -> RedisStore {
@@ -32,7 +36,10 @@ async fn assert_unavailable_quickly(store: &RedisStore, what: &str) {
     let started = Instant::now();
     let result = store.get(Namespace::Session, "k").await;
     let took = started.elapsed();
-    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{what}: got {result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{what}: got {result:?}"
+    );
     assert!(took < TIMEOUT + MARGIN, "{what}: took {took:?}");
 }
 
@@ -57,10 +64,15 @@ async fn redis_store_answers_unavailable_quickly_when_redis_is_down() {
     assert_unavailable_quickly(&store, "first call after stop").await;
     assert_unavailable_quickly(&store, "second call after stop").await;
     let ping = store.ping().await;
-    assert!(matches!(ping, Err(StoreError::Unavailable(_))), "ping: {ping:?}");
+    assert!(
+        matches!(ping, Err(StoreError::Unavailable(_))),
+        "ping: {ping:?}"
+    );
 }
 
-#[tokio::test]
+// Multi-threaded, as in the bridge: background reconnect attempts then run
+// (and fail) while Redis is down instead of waiting for the test to yield.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_recovers_when_redis_comes_back_without_a_new_store() {
     let mut server = RedisServer::start();
     let store = store_for(&server);
@@ -69,12 +81,24 @@ async fn redis_store_recovers_when_redis_comes_back_without_a_new_store() {
     server.stop();
     assert_unavailable_quickly(&store, "call while Redis is down").await;
     assert_unavailable_quickly(&store, "another call while Redis is down").await;
+    // Give the reconnect those calls started time to fail too.
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     server.restart();
     // The restarted server is empty; the first call must already get through.
     assert_eq!(store.get(Namespace::Session, "k").await.unwrap(), None);
-    store.put(Namespace::Session, "k", b"again", TTL).await.unwrap();
-    assert_eq!(store.take(Namespace::Session, "k").await.unwrap().as_deref(), Some(&b"again"[..]));
+    store
+        .put(Namespace::Session, "k", b"again", TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take(Namespace::Session, "k")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"again"[..])
+    );
     store.ping().await.unwrap();
 }
 
@@ -94,7 +118,13 @@ async fn redis_store_gives_up_on_a_frozen_redis_within_the_timeout() {
 
     server.resume();
     // Late replies to the abandoned calls must not be mistaken for these.
-    assert_eq!(store.get(Namespace::Session, "a").await.unwrap().as_deref(), Some(&b"1"[..]));
-    assert_eq!(store.get(Namespace::Session, "b").await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        store.get(Namespace::Session, "a").await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        store.get(Namespace::Session, "b").await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
     fresh.ping().await.unwrap();
 }

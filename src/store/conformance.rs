@@ -94,7 +94,10 @@ macro_rules! ensure_eq {
     ($actual:expr, $expected:expr, $what:expr) => {{
         let (actual, expected) = (&$actual, &$expected);
         if actual != expected {
-            return Err(format!("{}: expected {:?}, got {:?}", $what, expected, actual));
+            return Err(format!(
+                "{}: expected {:?}, got {:?}",
+                $what, expected, actual
+            ));
         }
     }};
 }
@@ -104,21 +107,30 @@ fn some(value: &[u8]) -> Option<Vec<u8>> {
 }
 
 async fn put_then_get_returns_the_value<S: Store>(store: Arc<S>) -> CheckResult {
-    store.put(Namespace::Session, "k", b"value", LONG).await.or_fail("put")?;
+    store
+        .put(Namespace::Session, "k", b"value", LONG)
+        .await
+        .or_fail("put")?;
     let got = store.get(Namespace::Session, "k").await.or_fail("get")?;
     ensure_eq!(got, some(b"value"), "get after put");
     Ok(())
 }
 
 async fn get_of_a_missing_key_is_none<S: Store>(store: Arc<S>) -> CheckResult {
-    let got = store.get(Namespace::Session, "missing").await.or_fail("get")?;
+    let got = store
+        .get(Namespace::Session, "missing")
+        .await
+        .or_fail("get")?;
     ensure_eq!(got, None, "get of a missing key");
     Ok(())
 }
 
 async fn namespaces_are_separate_key_spaces<S: Store>(store: Arc<S>) -> CheckResult {
     for ns in ALL_NAMESPACES {
-        store.put(ns, "same", ns.as_str().as_bytes(), LONG).await.or_fail("put")?;
+        store
+            .put(ns, "same", ns.as_str().as_bytes(), LONG)
+            .await
+            .or_fail("put")?;
     }
     for ns in ALL_NAMESPACES {
         let got = store.get(ns, "same").await.or_fail("get")?;
@@ -126,18 +138,38 @@ async fn namespaces_are_separate_key_spaces<S: Store>(store: Arc<S>) -> CheckRes
     }
     let taken = store.take(Namespace::Code, "same").await.or_fail("take")?;
     ensure_eq!(taken, some(b"code"), "take in Code");
-    let token = store.get(Namespace::AccessToken, "same").await.or_fail("get")?;
-    ensure_eq!(token, some(b"at"), "AccessToken entry after taking the Code entry");
-    let deleted = store.delete(Namespace::AccessToken, "same").await.or_fail("delete")?;
+    let token = store
+        .get(Namespace::AccessToken, "same")
+        .await
+        .or_fail("get")?;
+    ensure_eq!(
+        token,
+        some(b"at"),
+        "AccessToken entry after taking the Code entry"
+    );
+    let deleted = store
+        .delete(Namespace::AccessToken, "same")
+        .await
+        .or_fail("delete")?;
     ensure_eq!(deleted, true, "delete in AccessToken");
     let session = store.get(Namespace::Session, "same").await.or_fail("get")?;
-    ensure_eq!(session, some(b"session"), "Session entry after deleting the AccessToken entry");
+    ensure_eq!(
+        session,
+        some(b"session"),
+        "Session entry after deleting the AccessToken entry"
+    );
     Ok(())
 }
 
 async fn put_overwrites<S: Store>(store: Arc<S>) -> CheckResult {
-    store.put(Namespace::Login, "k", b"old", LONG).await.or_fail("put")?;
-    store.put(Namespace::Login, "k", b"new", LONG).await.or_fail("second put")?;
+    store
+        .put(Namespace::Login, "k", b"old", LONG)
+        .await
+        .or_fail("put")?;
+    store
+        .put(Namespace::Login, "k", b"new", LONG)
+        .await
+        .or_fail("second put")?;
     let got = store.get(Namespace::Login, "k").await.or_fail("get")?;
     ensure_eq!(got, some(b"new"), "get after overwriting");
     Ok(())
@@ -146,8 +178,14 @@ async fn put_overwrites<S: Store>(store: Arc<S>) -> CheckResult {
 async fn put_new_refuses_an_existing_key_and_keeps_the_old_value<S: Store>(
     store: Arc<S>,
 ) -> CheckResult {
-    store.put(Namespace::UsedCode, "k", b"first", LONG).await.or_fail("put")?;
-    let written = store.put_new(Namespace::UsedCode, "k", b"second", LONG).await.or_fail("put_new")?;
+    store
+        .put(Namespace::UsedCode, "k", b"first", LONG)
+        .await
+        .or_fail("put")?;
+    let written = store
+        .put_new(Namespace::UsedCode, "k", b"second", LONG)
+        .await
+        .or_fail("put_new")?;
     ensure_eq!(written, false, "put_new over a live key");
     let got = store.get(Namespace::UsedCode, "k").await.or_fail("get")?;
     ensure_eq!(got, some(b"first"), "value after a refused put_new");
@@ -155,7 +193,10 @@ async fn put_new_refuses_an_existing_key_and_keeps_the_old_value<S: Store>(
 }
 
 async fn put_new_accepts_a_missing_key<S: Store>(store: Arc<S>) -> CheckResult {
-    let written = store.put_new(Namespace::UsedCode, "k", b"v", LONG).await.or_fail("put_new")?;
+    let written = store
+        .put_new(Namespace::UsedCode, "k", b"v", LONG)
+        .await
+        .or_fail("put_new")?;
     ensure_eq!(written, true, "put_new of a missing key");
     let got = store.get(Namespace::UsedCode, "k").await.or_fail("get")?;
     ensure_eq!(got, some(b"v"), "get after put_new");
@@ -163,14 +204,23 @@ async fn put_new_accepts_a_missing_key<S: Store>(store: Arc<S>) -> CheckResult {
 }
 
 async fn take_returns_the_value_once<S: Store>(store: Arc<S>) -> CheckResult {
-    store.put(Namespace::Code, "k", b"code", LONG).await.or_fail("put")?;
+    store
+        .put(Namespace::Code, "k", b"code", LONG)
+        .await
+        .or_fail("put")?;
     let first = store.take(Namespace::Code, "k").await.or_fail("take")?;
     ensure_eq!(first, some(b"code"), "first take");
-    let second = store.take(Namespace::Code, "k").await.or_fail("second take")?;
+    let second = store
+        .take(Namespace::Code, "k")
+        .await
+        .or_fail("second take")?;
     ensure_eq!(second, None, "second take");
     let after = store.get(Namespace::Code, "k").await.or_fail("get")?;
     ensure_eq!(after, None, "get after take");
-    let missing = store.take(Namespace::Code, "missing").await.or_fail("take")?;
+    let missing = store
+        .take(Namespace::Code, "missing")
+        .await
+        .or_fail("take")?;
     ensure_eq!(missing, None, "take of a missing key");
     Ok(())
 }
@@ -180,7 +230,10 @@ async fn concurrent_takes_of_one_key_give_it_to_exactly_one<S: Store>(
 ) -> CheckResult {
     for round in 0..3 {
         let key = format!("contended-{round}");
-        store.put(Namespace::Code, &key, b"once", LONG).await.or_fail("put")?;
+        store
+            .put(Namespace::Code, &key, b"once", LONG)
+            .await
+            .or_fail("put")?;
         let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TAKES));
         let takers: Vec<_> = (0..CONCURRENT_TAKES)
             .map(|_| {
@@ -193,22 +246,37 @@ async fn concurrent_takes_of_one_key_give_it_to_exactly_one<S: Store>(
             .collect();
         let mut winners = 0;
         for taker in takers {
-            let taken = taker.await.map_err(|e| format!("a take task failed: {e}"))?;
+            let taken = taker
+                .await
+                .map_err(|e| format!("a take task failed: {e}"))?;
             if let Some(value) = taken.or_fail("take")? {
                 ensure_eq!(value, b"once".to_vec(), "value seen by a concurrent take");
                 winners += 1;
             }
         }
-        ensure_eq!(winners, 1, format!("takes that got the value ({CONCURRENT_TAKES} tried)"));
+        ensure_eq!(
+            winners,
+            1,
+            format!("takes that got the value ({CONCURRENT_TAKES} tried)")
+        );
     }
     Ok(())
 }
 
 async fn delete_reports_whether_the_key_existed<S: Store>(store: Arc<S>) -> CheckResult {
-    store.put(Namespace::Family, "k", b"v", LONG).await.or_fail("put")?;
-    let first = store.delete(Namespace::Family, "k").await.or_fail("delete")?;
+    store
+        .put(Namespace::Family, "k", b"v", LONG)
+        .await
+        .or_fail("put")?;
+    let first = store
+        .delete(Namespace::Family, "k")
+        .await
+        .or_fail("delete")?;
     ensure_eq!(first, true, "delete of a live key");
-    let second = store.delete(Namespace::Family, "k").await.or_fail("second delete")?;
+    let second = store
+        .delete(Namespace::Family, "k")
+        .await
+        .or_fail("second delete")?;
     ensure_eq!(second, false, "second delete");
     let got = store.get(Namespace::Family, "k").await.or_fail("get")?;
     ensure_eq!(got, None, "get after delete");
@@ -223,12 +291,21 @@ async fn binary_values_round_trip<S: Store>(store: Arc<S>) -> CheckResult {
         ("crlf", b"\r\n$-1\r\n*0\r\n\0"),
     ];
     for (key, value) in values {
-        store.put(Namespace::RefreshToken, key, value, LONG).await.or_fail("put")?;
+        store
+            .put(Namespace::RefreshToken, key, value, LONG)
+            .await
+            .or_fail("put")?;
     }
     for (key, value) in values {
-        let got = store.get(Namespace::RefreshToken, key).await.or_fail("get")?;
+        let got = store
+            .get(Namespace::RefreshToken, key)
+            .await
+            .or_fail("get")?;
         ensure_eq!(got, some(value), format!("get of the {key} value"));
-        let taken = store.take(Namespace::RefreshToken, key).await.or_fail("take")?;
+        let taken = store
+            .take(Namespace::RefreshToken, key)
+            .await
+            .or_fail("take")?;
         ensure_eq!(taken, some(value), format!("take of the {key} value"));
     }
     Ok(())
@@ -243,14 +320,23 @@ async fn long_keys_and_keys_with_separators_work<S: Store>(store: Arc<S>) -> Che
         "sp ace\ttab\u{e9}".to_string(),
     ];
     for (i, key) in keys.iter().enumerate() {
-        store.put(Namespace::AccessToken, key, &[i as u8], LONG).await.or_fail("put")?;
+        store
+            .put(Namespace::AccessToken, key, &[i as u8], LONG)
+            .await
+            .or_fail("put")?;
     }
     for (i, key) in keys.iter().enumerate() {
-        let got = store.get(Namespace::AccessToken, key).await.or_fail("get")?;
+        let got = store
+            .get(Namespace::AccessToken, key)
+            .await
+            .or_fail("get")?;
         ensure_eq!(got, Some(vec![i as u8]), format!("get of key {key:?}"));
     }
     // A key that merely extends another must not alias it.
-    let prefix_only = store.get(Namespace::AccessToken, "a:b").await.or_fail("get")?;
+    let prefix_only = store
+        .get(Namespace::AccessToken, "a:b")
+        .await
+        .or_fail("get")?;
     ensure_eq!(prefix_only, None, "get of a prefix of a stored key");
     Ok(())
 }
@@ -260,8 +346,14 @@ async fn ping_answers<S: Store>(store: Arc<S>) -> CheckResult {
 }
 
 async fn entries_expire_after_their_ttl<S: Store>(store: Arc<S>) -> CheckResult {
-    store.put(Namespace::Login, "short", b"v", SHORT).await.or_fail("put")?;
-    store.put(Namespace::Login, "long", b"v", LONG).await.or_fail("put")?;
+    store
+        .put(Namespace::Login, "short", b"v", SHORT)
+        .await
+        .or_fail("put")?;
+    store
+        .put(Namespace::Login, "long", b"v", LONG)
+        .await
+        .or_fail("put")?;
     let fresh = store.get(Namespace::Login, "short").await.or_fail("get")?;
     ensure_eq!(fresh, some(b"v"), "get before the TTL passed");
     tokio::time::sleep(PAST_SHORT).await;
@@ -274,23 +366,35 @@ async fn entries_expire_after_their_ttl<S: Store>(store: Arc<S>) -> CheckResult 
 
 async fn expired_keys_cannot_be_taken_read_or_deleted<S: Store>(store: Arc<S>) -> CheckResult {
     for key in ["take", "get", "delete"] {
-        store.put(Namespace::Code, key, b"v", SHORT).await.or_fail("put")?;
+        store
+            .put(Namespace::Code, key, b"v", SHORT)
+            .await
+            .or_fail("put")?;
     }
     tokio::time::sleep(PAST_SHORT).await;
     let taken = store.take(Namespace::Code, "take").await.or_fail("take")?;
     ensure_eq!(taken, None, "take of an expired key");
     let got = store.get(Namespace::Code, "get").await.or_fail("get")?;
     ensure_eq!(got, None, "get of an expired key");
-    let deleted = store.delete(Namespace::Code, "delete").await.or_fail("delete")?;
+    let deleted = store
+        .delete(Namespace::Code, "delete")
+        .await
+        .or_fail("delete")?;
     ensure_eq!(deleted, false, "delete of an expired key");
     Ok(())
 }
 
 async fn put_new_accepts_an_expired_key<S: Store>(store: Arc<S>) -> CheckResult {
-    let first = store.put_new(Namespace::UsedCode, "k", b"old", SHORT).await.or_fail("put_new")?;
+    let first = store
+        .put_new(Namespace::UsedCode, "k", b"old", SHORT)
+        .await
+        .or_fail("put_new")?;
     ensure_eq!(first, true, "first put_new");
     tokio::time::sleep(PAST_SHORT).await;
-    let second = store.put_new(Namespace::UsedCode, "k", b"new", LONG).await.or_fail("put_new")?;
+    let second = store
+        .put_new(Namespace::UsedCode, "k", b"new", LONG)
+        .await
+        .or_fail("put_new")?;
     ensure_eq!(second, true, "put_new over an expired key");
     let got = store.get(Namespace::UsedCode, "k").await.or_fail("get")?;
     ensure_eq!(got, some(b"new"), "get after put_new over an expired key");

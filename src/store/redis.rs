@@ -38,8 +38,8 @@ impl RedisStore {
     /// every key (e.g. `"sob:"`); `timeout` bounds every call.
     pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
         // The parser's messages never echo the URL, so no password can leak.
-        let client =
-            Client::open(url).map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let client = Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         Ok(RedisStore {
             client,
             key_prefix: key_prefix.to_string(),
@@ -77,11 +77,12 @@ impl RedisStore {
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
         let mut manager = self.manager()?;
         match cmd.query_async(&mut manager).await {
-            // After a failed connect the manager keeps that failure until the
-            // next call, which only then starts a new connect; without a second
-            // try the first call after Redis returns would still fail. A refused
-            // connection means the command was never sent, so retrying is safe
-            // even for GETDEL.
+            // The manager answers with the outcome of its last connect attempt,
+            // made right after the previous failure: while Redis was down that
+            // is a refusal, so the first call after Redis returns would fail
+            // too. This failure has started a fresh attempt, which the retry
+            // waits for. A refused connect means the command was never sent,
+            // so retrying is safe even for GETDEL.
             Err(e) if e.is_connection_refusal() => cmd.query_async(&mut manager).await,
             result => result,
         }
@@ -108,7 +109,10 @@ impl RedisStore {
 
     fn set(&self, ns: Namespace, key: &str, value: &[u8], ttl: Duration) -> Cmd {
         let mut cmd = ::redis::cmd("SET");
-        cmd.arg(self.key(ns, key)).arg(value).arg("PX").arg(ttl_millis(ttl));
+        cmd.arg(self.key(ns, key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_millis(ttl));
         cmd
     }
 
@@ -203,7 +207,11 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_an_error_that_does_not_echo_the_password() {
-        for url in ["not a url", "http://127.0.0.1:6379", "redis://user:hunter2@host:notaport/0"] {
+        for url in [
+            "not a url",
+            "http://127.0.0.1:6379",
+            "redis://user:hunter2@host:notaport/0",
+        ] {
             match RedisStore::new(url, "p:", TIMEOUT) {
                 Err(StoreError::Unavailable(msg)) => assert!(!msg.contains("hunter2"), "{msg}"),
                 other => panic!("{url}: expected an error, got {other:?}"),
@@ -224,9 +232,19 @@ mod tests {
         for _ in 0..2 {
             let started = Instant::now();
             let result = store.get(Namespace::Code, "k").await;
-            assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
-            assert!(started.elapsed() < TIMEOUT + MARGIN, "took {:?}", started.elapsed());
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+            assert!(
+                started.elapsed() < TIMEOUT + MARGIN,
+                "took {:?}",
+                started.elapsed()
+            );
         }
-        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

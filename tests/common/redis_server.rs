@@ -75,7 +75,14 @@ impl RedisServer {
     fn launch(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
         let spawned = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--protected-mode", "yes"])
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+            ])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             // Nothing should be written, but never into the source tree.
             .arg("--dir")
@@ -101,7 +108,10 @@ impl RedisServer {
             let child = self.child.as_mut().expect("launched");
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
-                return Err(format!("redis-server exited early ({status}) on port {}", self.port));
+                return Err(format!(
+                    "redis-server exited early ({status}) on port {}",
+                    self.port
+                ));
             }
             if answers_ping(self.port) {
                 return Ok(());
