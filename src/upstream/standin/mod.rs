@@ -19,6 +19,9 @@ mod token;
 mod userinfo;
 mod users;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
