@@ -85,6 +85,14 @@ pub struct StandinHandle {
     server: actix_web::dev::ServerHandle,
 }
 
+impl std::fmt::Debug for StandinHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandinHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StandinHandle {
     /// Stops the server, letting in-flight requests finish briefly.
     pub async fn stop(self) {

@@ -1,8 +1,10 @@
 //! End-to-end tests: a real stand-in on 127.0.0.1, driven over HTTP.
 
+mod discovery;
 mod errors;
 mod faults;
 mod flow;
+mod grants;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
