@@ -27,12 +27,27 @@ struct AuthzRequest<'a> {
     code_challenge: Option<String>,
 }
 
+/// Why an authorize request is refused; rendered as Slack's error page.
+enum Refusal {
+    Error(&'static str, &'static str),
+    RedirectMismatch(String),
+}
+
+impl Refusal {
+    fn page(self) -> HttpResponse {
+        match self {
+            Refusal::Error(code, detail) => error_page(code, detail),
+            Refusal::RedirectMismatch(passed) => redirect_mismatch_page(&passed),
+        }
+    }
+}
+
 /// Shows the user picker once the request passes Slack's checks.
 pub async fn authorize(req: HttpRequest, config: web::Data<Config>) -> HttpResponse {
     let params = form_pairs(req.query_string().as_bytes());
     match validate(&config, &params) {
         Ok(authz) => pick_user_page(&authz.app.client_id, &params, &config.users),
-        Err(page) => page,
+        Err(refusal) => refusal.page(),
     }
 }
 
@@ -45,7 +60,7 @@ pub async fn decide(
     let params = form_pairs(&body);
     let authz = match validate(&config, &params) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(refusal) => return refusal.page(),
     };
     let choice = get(&params, "user").unwrap_or_default();
     if choice == "deny" {
@@ -100,10 +115,10 @@ pub async fn decide(
 fn validate<'a>(
     config: &'a Config,
     params: &[(String, String)],
-) -> Result<AuthzRequest<'a>, HttpResponse> {
+) -> Result<AuthzRequest<'a>, Refusal> {
     let client_id = get(params, "client_id").unwrap_or_default();
     let Some(app) = config.app(client_id) else {
-        return Err(error_page(
+        return Err(Refusal::Error(
             "invalid_client_id",
             "The client_id is not that of a known app.",
         ));
@@ -112,10 +127,10 @@ fn validate<'a>(
     let redirect_uri_sent = get(params, "redirect_uri").map(str::to_owned);
     let redirect_uri = match &redirect_uri_sent {
         Some(uri) if app.redirect_urls.iter().any(|r| redirect_allowed(r, uri)) => uri.clone(),
-        Some(uri) => return Err(redirect_mismatch_page(uri)),
+        Some(uri) => return Err(Refusal::RedirectMismatch(uri.clone())),
         None => match app.redirect_urls.first() {
             Some(first) => first.clone(),
-            None => return Err(redirect_mismatch_page("")),
+            None => return Err(Refusal::RedirectMismatch(String::new())),
         },
     };
 
@@ -128,14 +143,14 @@ fn validate<'a>(
     if !scopes.iter().any(|s| s == "openid")
         || scopes.iter().any(|s| !OIDC_SCOPES.contains(&s.as_str()))
     {
-        return Err(error_page(
+        return Err(Refusal::Error(
             "invalid_scope",
             "Invalid permissions requested. Sign in with Slack needs openid, optionally profile and email, and nothing else.",
         ));
     }
 
     if get(params, "response_type") != Some("code") {
-        return Err(error_page(
+        return Err(Refusal::Error(
             "unsupported_response_type",
             "Only response_type=code is supported.",
         ));
@@ -145,7 +160,7 @@ fn validate<'a>(
         None => None,
         Some(c) if get(params, "code_challenge_method") == Some("S256") => Some(c.to_owned()),
         Some(_) => {
-            return Err(error_page(
+            return Err(Refusal::Error(
                 "invalid_request",
                 "code_challenge_method must be S256.",
             ));

@@ -97,6 +97,15 @@ pub struct Control {
     pub(crate) store: Store,
 }
 
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("current_kid", &self.current_kid())
+            .field("jwks_fetches", &self.jwks_fetches())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Poisoning only means another handler panicked; the data is still usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

@@ -19,6 +19,9 @@ mod token;
 mod userinfo;
 mod users;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -80,6 +83,14 @@ pub struct StandinHandle {
     /// Fault switches and observations for tests.
     pub control: Arc<Control>,
     server: actix_web::dev::ServerHandle,
+}
+
+impl std::fmt::Debug for StandinHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandinHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StandinHandle {
