@@ -4,7 +4,9 @@
 mod common;
 
 use common::bridge::{Bridge, Setup};
-use common::browser::{Browser, ClientAuth, auth_params, jwt_claims, param, pkce, redeem, verify_id_token};
+use common::browser::{
+    Browser, ClientAuth, auth_params, jwt_claims, param, pkce, redeem, verify_id_token,
+};
 use common::redis_server::RedisServer;
 
 /// Signs Ada in through `auth`'s client and checks every artefact.
@@ -16,7 +18,11 @@ async fn full_flow(bridge: &Bridge, auth: ClientAuth) {
     params.push(("code_challenge_method", "S256"));
     let back = browser.sign_in(bridge, &params, "U0000000001").await;
     assert_eq!(param(&back, "state").as_deref(), Some("state-1"));
-    assert_eq!(param(&back, "iss").as_deref(), Some(bridge.base.as_str()), "RFC 9207 iss");
+    assert_eq!(
+        param(&back, "iss").as_deref(),
+        Some(bridge.base.as_str()),
+        "RFC 9207 iss"
+    );
     let code = param(&back, "code").expect("a code");
 
     let r = redeem(bridge, auth, &code, Some(&verifier)).await;
@@ -59,7 +65,12 @@ async fn full_flow(bridge: &Bridge, auth: ClientAuth) {
         .unwrap();
     assert_eq!(info["sub"], claims["sub"]);
     assert_eq!(info["email"], "ada@example.com");
-    let by_body = http.post(bridge.url("/userinfo")).form(&[("access_token", access_token)]).send().await.unwrap();
+    let by_body = http
+        .post(bridge.url("/userinfo"))
+        .form(&[("access_token", access_token)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_body.status(), 200, "token in a POST body");
 }
 
@@ -74,7 +85,11 @@ async fn each_client_type_signs_in_on_the_memory_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_client_type_signs_in_on_redis() {
     let redis = RedisServer::start();
-    let bridge = Bridge::start(Setup { redis_url: Some(redis.url.clone()), ..Setup::default() }).await;
+    let bridge = Bridge::start(Setup {
+        redis_url: Some(redis.url.clone()),
+        ..Setup::default()
+    })
+    .await;
     for auth in [ClientAuth::Basic, ClientAuth::Post, ClientAuth::Public] {
         full_flow(&bridge, auth).await;
     }
@@ -85,20 +100,44 @@ async fn each_client_type_signs_in_on_redis() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_confidential_client_may_skip_pkce() {
     let bridge = Bridge::start(Setup::default()).await;
-    let back = Browser::new().sign_in(&bridge, &auth_params("app-basic", "s", "n"), "U0000000001").await;
-    let r = redeem(&bridge, ClientAuth::Basic, &param(&back, "code").unwrap(), None).await;
+    let back = Browser::new()
+        .sign_in(&bridge, &auth_params("app-basic", "s", "n"), "U0000000001")
+        .await;
+    let r = redeem(
+        &bridge,
+        ClientAuth::Basic,
+        &param(&back, "code").unwrap(),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sign_in_without_nonce_succeeds_and_the_id_token_has_none() {
     let bridge = Bridge::start(Setup::default()).await;
-    let params: Vec<_> = auth_params("app-basic", "s", "n").into_iter().filter(|(k, _)| *k != "nonce").collect();
-    let back = Browser::new().sign_in(&bridge, &params, "U0000000001").await;
-    let body: serde_json::Value =
-        redeem(&bridge, ClientAuth::Basic, &param(&back, "code").unwrap(), None).await.json().await.unwrap();
+    let params: Vec<_> = auth_params("app-basic", "s", "n")
+        .into_iter()
+        .filter(|(k, _)| *k != "nonce")
+        .collect();
+    let back = Browser::new()
+        .sign_in(&bridge, &params, "U0000000001")
+        .await;
+    let body: serde_json::Value = redeem(
+        &bridge,
+        ClientAuth::Basic,
+        &param(&back, "code").unwrap(),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let claims = jwt_claims(body["id_token"].as_str().unwrap());
-    assert!(claims.get("nonce").is_none(), "no nonce claim when none was sent: {claims}");
+    assert!(
+        claims.get("nonce").is_none(),
+        "no nonce claim when none was sent: {claims}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,12 +146,25 @@ async fn scopes_filter_the_claims() {
     let mut params = auth_params("app-basic", "s", "n");
     params.retain(|(k, _)| *k != "scope");
     params.push(("scope", "openid"));
-    let back = Browser::new().sign_in(&bridge, &params, "U0000000001").await;
-    let body: serde_json::Value =
-        redeem(&bridge, ClientAuth::Basic, &param(&back, "code").unwrap(), None).await.json().await.unwrap();
+    let back = Browser::new()
+        .sign_in(&bridge, &params, "U0000000001")
+        .await;
+    let body: serde_json::Value = redeem(
+        &bridge,
+        ClientAuth::Basic,
+        &param(&back, "code").unwrap(),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(body["scope"], "openid");
     let claims = jwt_claims(body["id_token"].as_str().unwrap());
-    assert!(claims.get("email").is_none() && claims.get("name").is_none(), "{claims}");
+    assert!(
+        claims.get("email").is_none() && claims.get("name").is_none(),
+        "{claims}"
+    );
     let info: serde_json::Value = reqwest::Client::new()
         .get(bridge.url("/userinfo"))
         .bearer_auth(body["access_token"].as_str().unwrap())
@@ -122,18 +174,32 @@ async fn scopes_filter_the_claims() {
         .json()
         .await
         .unwrap();
-    assert!(info.get("email").is_none() && info.get("name").is_none(), "{info}");
+    assert!(
+        info.get("email").is_none() && info.get("name").is_none(),
+        "{info}"
+    );
     assert_eq!(info["sub"], claims["sub"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_same_user_id_in_two_workspaces_has_two_subjects_and_grid_users_are_keyed_by_enterprise() {
+async fn the_same_user_id_in_two_workspaces_has_two_subjects_and_grid_users_are_keyed_by_enterprise()
+ {
     let bridge = Bridge::start(Setup::default()).await;
     let mut subs = Vec::new();
     for user in ["U0000000001", "U0000000002", "W0000000003"] {
-        let back = Browser::new().sign_in(&bridge, &auth_params("app-basic", "s", "n"), user).await;
-        let body: serde_json::Value =
-            redeem(&bridge, ClientAuth::Basic, &param(&back, "code").unwrap(), None).await.json().await.unwrap();
+        let back = Browser::new()
+            .sign_in(&bridge, &auth_params("app-basic", "s", "n"), user)
+            .await;
+        let body: serde_json::Value = redeem(
+            &bridge,
+            ClientAuth::Basic,
+            &param(&back, "code").unwrap(),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
         subs.push(jwt_claims(body["id_token"].as_str().unwrap()));
     }
     assert_eq!(subs[1]["sub"], "T0000000002:U0000000002");
@@ -145,7 +211,13 @@ async fn the_same_user_id_in_two_workspaces_has_two_subjects_and_grid_users_are_
 async fn authorization_by_post_works() {
     let bridge = Bridge::start(Setup::default()).await;
     let browser = Browser::new();
-    let r = browser.http.post(bridge.url("/authorize")).form(&auth_params("app-basic", "s", "n")).send().await.unwrap();
+    let r = browser
+        .http
+        .post(bridge.url("/authorize"))
+        .form(&auth_params("app-basic", "s", "n"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     let slack = common::browser::location(&r);
     let callback = browser.slack_decide(&slack, "U0000000001").await;
@@ -155,32 +227,65 @@ async fn authorization_by_post_works() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_pkce_is_sent_to_slack_when_enabled() {
-    let bridge = Bridge::start(Setup { upstream_pkce: true, ..Setup::default() }).await;
+    let bridge = Bridge::start(Setup {
+        upstream_pkce: true,
+        ..Setup::default()
+    })
+    .await;
     let browser = Browser::new();
-    let slack = browser.to_slack(&bridge, &auth_params("app-basic", "s", "n")).await;
-    assert_eq!(param(&slack, "code_challenge_method").as_deref(), Some("S256"));
+    let slack = browser
+        .to_slack(&bridge, &auth_params("app-basic", "s", "n"))
+        .await;
+    assert_eq!(
+        param(&slack, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     let callback = browser.slack_decide(&slack, "U0000000001").await;
     let back = common::browser::location(&browser.get(callback.as_str()).await);
     assert!(param(&back, "code").is_some(), "{back}");
-    assert!(bridge.standin.control.token_requests().iter().any(|r| r.code_verifier_present));
+    assert!(
+        bridge
+            .standin
+            .control
+            .token_requests()
+            .iter()
+            .any(|r| r.code_verifier_present)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_and_jwks_are_cacheable_and_complete() {
     let bridge = Bridge::start(Setup::default()).await;
-    let r = reqwest::get(bridge.url("/.well-known/openid-configuration")).await.unwrap();
+    let r = reqwest::get(bridge.url("/.well-known/openid-configuration"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
-    assert!(r.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
     let doc: serde_json::Value = r.json().await.unwrap();
     assert_eq!(doc["issuer"], bridge.base.as_str());
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
-    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     for key in [
-        "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "scopes_supported",
-        "grant_types_supported", "subject_types_supported", "id_token_signing_alg_values_supported",
-        "token_endpoint_auth_methods_supported", "claims_supported",
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "scopes_supported",
+        "grant_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+        "token_endpoint_auth_methods_supported",
+        "claims_supported",
     ] {
         assert!(doc.get(key).is_some(), "discovery lacks {key}");
     }
@@ -192,13 +297,24 @@ async fn discovery_and_jwks_are_cacheable_and_complete() {
         .unwrap();
     assert_eq!(again.status(), 304);
 
-    let jwks: serde_json::Value = reqwest::get(bridge.url("/jwks")).await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value = reqwest::get(bridge.url("/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let keys = jwks["keys"].as_array().unwrap();
     assert!(keys.len() >= 2, "the next key is published before it signs");
     for k in keys {
         assert_eq!(k["use"], "sig");
         assert_eq!(k["alg"], "RS256");
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(k.clone()).unwrap();
-        assert_eq!(k["kid"], jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).unwrap().as_str(), "RFC 7638 kid");
+        assert_eq!(
+            k["kid"],
+            jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+                .unwrap()
+                .as_str(),
+            "RFC 7638 kid"
+        );
     }
 }

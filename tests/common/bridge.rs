@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use slack_oidc_bridge::upstream::standin::{self, StandinApp, StandinHandle, StandinOptions, StandinUser};
+use slack_oidc_bridge::upstream::standin::{
+    self, StandinApp, StandinHandle, StandinOptions, StandinUser,
+};
 
 pub const UPSTREAM_CLIENT_ID: &str = "4242424242.1313131313";
 pub const UPSTREAM_SECRET: &str = "upstream-secret-for-tests";
@@ -23,7 +25,11 @@ pub const PUBLIC: &str = "app-public";
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[derive(Clone, Default)]
@@ -64,9 +70,19 @@ impl Bridge {
         .expect("stand-in starts");
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("bridge.toml");
-        std::fs::write(&config_path, config_text(&base, port, &standin.base_url, &setup, &dir)).unwrap();
+        std::fs::write(
+            &config_path,
+            config_text(&base, port, &standin.base_url, &setup, &dir),
+        )
+        .unwrap();
         let child = spawn(&config_path, &dir, &setup.env);
-        let bridge = Bridge { base, standin, dir, config_path, child };
+        let bridge = Bridge {
+            base,
+            standin,
+            dir,
+            config_path,
+            child,
+        };
         bridge.wait_healthy().await;
         bridge
     }
@@ -82,7 +98,10 @@ impl Bridge {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the bridge did not become healthy; its log:\n{}", self.log());
+        panic!(
+            "the bridge did not become healthy; its log:\n{}",
+            self.log()
+        );
     }
 
     /// Everything the bridge wrote to stderr so far.
@@ -106,7 +125,11 @@ impl Drop for Bridge {
     }
 }
 
-fn spawn(config_path: &std::path::Path, dir: &tempfile::TempDir, env: &[(String, String)]) -> Child {
+fn spawn(
+    config_path: &std::path::Path,
+    dir: &tempfile::TempDir,
+    env: &[(String, String)],
+) -> Child {
     let log = std::fs::File::create(dir.path().join("bridge.log")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slack-oidc-bridge"));
     cmd.arg("serve")
@@ -124,7 +147,13 @@ fn spawn(config_path: &std::path::Path, dir: &tempfile::TempDir, env: &[(String,
     cmd.spawn().expect("the bridge binary runs")
 }
 
-fn config_text(base: &str, port: u16, upstream: &str, setup: &Setup, dir: &tempfile::TempDir) -> String {
+fn config_text(
+    base: &str,
+    port: u16,
+    upstream: &str,
+    setup: &Setup,
+    dir: &tempfile::TempDir,
+) -> String {
     let store = match &setup.redis_url {
         None => "backend = \"memory\"".to_string(),
         Some(url) => format!(
@@ -132,7 +161,11 @@ fn config_text(base: &str, port: u16, upstream: &str, setup: &Setup, dir: &tempf
             free_port()
         ),
     };
-    let teams: Vec<String> = setup.allowed_team_ids.iter().map(|t| format!("\"{t}\"")).collect();
+    let teams: Vec<String> = setup
+        .allowed_team_ids
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect();
     format!(
         r#"
 issuer = "{base}"

@@ -42,9 +42,17 @@ impl Browser {
     /// Starts a sign-in and returns Slack's authorize URL the bridge sent us to.
     pub async fn to_slack(&self, bridge: &Bridge, params: &[(&str, &str)]) -> Url {
         let r = self.authorize(bridge, params).await;
-        assert_eq!(r.status(), 302, "authorize should redirect to Slack: {:?}", r.text().await);
+        assert_eq!(
+            r.status(),
+            302,
+            "authorize should redirect to Slack: {:?}",
+            r.text().await
+        );
         let slack = location(&r);
-        assert!(slack.as_str().starts_with(&bridge.standin.base_url), "{slack}");
+        assert!(
+            slack.as_str().starts_with(&bridge.standin.base_url),
+            "{slack}"
+        );
         slack
     }
 
@@ -67,30 +75,49 @@ impl Browser {
         let slack = self.to_slack(bridge, params).await;
         let callback = self.slack_decide(&slack, user).await;
         let r = self.get(callback.as_str()).await;
-        assert_eq!(r.status(), 302, "callback should redirect to the application: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            302,
+            "callback should redirect to the application: {}",
+            r.text().await.unwrap_or_default()
+        );
         location(&r)
     }
 }
 
 pub fn location(r: &reqwest::Response) -> Url {
-    let loc = r.headers().get("location").expect("a Location header").to_str().unwrap();
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap();
     Url::parse(loc).unwrap()
 }
 
 pub fn param(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+    url.query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 pub fn pkce() -> (String, String) {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let verifier = URL_SAFE_NO_PAD.encode(bytes);
-    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
+    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
     (verifier, challenge)
 }
 
 /// Authorization request parameters for one of the test clients.
-pub fn auth_params<'a>(client_id: &'a str, state: &'a str, nonce: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn auth_params<'a>(
+    client_id: &'a str,
+    state: &'a str,
+    nonce: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -119,7 +146,11 @@ impl ClientAuth {
 }
 
 /// POST {bridge}/token with the given client authentication and form.
-pub async fn token_request(bridge: &Bridge, auth: ClientAuth, form: &[(&str, &str)]) -> reqwest::Response {
+pub async fn token_request(
+    bridge: &Bridge,
+    auth: ClientAuth,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     let http = reqwest::Client::new();
     let mut form: Vec<(&str, &str)> = form.to_vec();
     let mut req = http.post(bridge.url("/token"));
@@ -135,8 +166,17 @@ pub async fn token_request(bridge: &Bridge, auth: ClientAuth, form: &[(&str, &st
 }
 
 /// Redeems a code with the usual parameters.
-pub async fn redeem(bridge: &Bridge, auth: ClientAuth, code: &str, verifier: Option<&str>) -> reqwest::Response {
-    let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT_URI)];
+pub async fn redeem(
+    bridge: &Bridge,
+    auth: ClientAuth,
+    code: &str,
+    verifier: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT_URI),
+    ];
     if let Some(v) = verifier {
         form.push(("code_verifier", v));
     }
@@ -151,8 +191,12 @@ pub fn jwt_claims(jwt: &str) -> serde_json::Value {
 
 /// Verifies an ID token against the bridge's published JWKS with jsonwebtoken.
 pub async fn verify_id_token(bridge: &Bridge, jwt: &str, audience: &str) -> serde_json::Value {
-    let jwks: jsonwebtoken::jwk::JwkSet =
-        reqwest::get(bridge.url("/jwks")).await.unwrap().json().await.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(bridge.url("/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let header = jsonwebtoken::decode_header(jwt).unwrap();
     let kid = header.kid.expect("the ID token names its key");
     let jwk = jwks.find(&kid).expect("the signing key is published");
@@ -160,5 +204,7 @@ pub async fn verify_id_token(bridge: &Bridge, jwt: &str, audience: &str) -> serd
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[bridge.base.as_str()]);
-    jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation).expect("the ID token verifies").claims
+    jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation)
+        .expect("the ID token verifies")
+        .claims
 }
