@@ -25,6 +25,10 @@ pub struct Config {
     pub keys: KeysConfig,
     #[serde(default)]
     pub tokens: TokensConfig,
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    #[serde(default)]
+    pub logout: LogoutConfig,
     pub upstream: UpstreamConfig,
     #[serde(default)]
     pub standin: StandinConfig,
@@ -95,6 +99,14 @@ pub struct TokensConfig {
     pub id_token_ttl_secs: u64,
     /// How long a person may take at Slack before the pending login expires.
     pub login_ttl_secs: u64,
+    /// A refresh token unused for this long expires.
+    pub refresh_token_idle_secs: u64,
+    /// No refresh token of a login lives longer than this after the login.
+    pub refresh_token_absolute_secs: u64,
+    /// A rotated refresh token presented again within this many seconds gets
+    /// the same successor (a client retrying a lost response); after it, reuse
+    /// is theft and revokes the whole family. 0 turns the window off.
+    pub refresh_reuse_grace_secs: u64,
 }
 
 impl Default for TokensConfig {
@@ -104,6 +116,46 @@ impl Default for TokensConfig {
             access_token_ttl_secs: 3600,
             id_token_ttl_secs: 3600,
             login_ttl_secs: 600,
+            refresh_token_idle_secs: 30 * 86400,
+            refresh_token_absolute_secs: 90 * 86400,
+            refresh_reuse_grace_secs: 0,
+        }
+    }
+}
+
+/// The single sign-on session a browser holds after a Slack login.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// A session unused for this long ends.
+    pub idle_secs: u64,
+    /// No session outlives this, however active (then Slack is asked again).
+    pub absolute_secs: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            idle_secs: 12 * 3600,
+            absolute_secs: 7 * 86400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogoutConfig {
+    /// Timeout of each back-channel logout request to a client.
+    pub backchannel_timeout_ms: u64,
+    /// Further attempts after a failed back-channel logout request.
+    pub backchannel_retries: u32,
+}
+
+impl Default for LogoutConfig {
+    fn default() -> Self {
+        LogoutConfig {
+            backchannel_timeout_ms: 3000,
+            backchannel_retries: 2,
         }
     }
 }
@@ -221,6 +273,29 @@ pub struct ClientConfig {
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     #[serde(default = "default_signing_alg")]
     pub id_token_signed_response_alg: String,
+    /// RFC 7591 grant types; add "refresh_token" to allow `offline_access`.
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+    /// Ask the person before the first sign-in (per user and scope set) and on
+    /// `prompt=consent`. Off: the admin's registration is the consent.
+    #[serde(default)]
+    pub require_consent: bool,
+    /// OpenID Back-Channel Logout 1.0: where logout tokens are POSTed.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Put `sid` in ID tokens and logout tokens.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["authorization_code".into()]
+}
+
+impl ClientConfig {
+    pub fn allows_refresh(&self) -> bool {
+        self.grant_types.iter().any(|g| g == "refresh_token")
+    }
 }
 
 fn default_auth_method() -> TokenEndpointAuthMethod {
@@ -319,6 +394,20 @@ impl Config {
             redis_url_ok(&self.store.redis_url).map_err(|m| err("store.redis_url", m))?;
         }
         for (name, v) in [
+            (
+                "tokens.refresh_token_idle_secs",
+                self.tokens.refresh_token_idle_secs,
+            ),
+            (
+                "tokens.refresh_token_absolute_secs",
+                self.tokens.refresh_token_absolute_secs,
+            ),
+            ("sessions.idle_secs", self.sessions.idle_secs),
+            ("sessions.absolute_secs", self.sessions.absolute_secs),
+            (
+                "logout.backchannel_timeout_ms",
+                self.logout.backchannel_timeout_ms,
+            ),
             ("tokens.code_ttl_secs", self.tokens.code_ttl_secs),
             (
                 "tokens.access_token_ttl_secs",
@@ -420,6 +509,23 @@ impl Config {
             for (j, uri) in c.post_logout_redirect_uris.iter().enumerate() {
                 check_redirect_uri(uri)
                     .map_err(|m| err(format!("clients[{i}].post_logout_redirect_uris[{j}]"), m))?;
+            }
+            for (j, g) in c.grant_types.iter().enumerate() {
+                if !matches!(g.as_str(), "authorization_code" | "refresh_token") {
+                    return Err(err(
+                        format!("clients[{i}].grant_types[{j}]"),
+                        "only \"authorization_code\" and \"refresh_token\" are supported",
+                    ));
+                }
+            }
+            if !c.grant_types.iter().any(|g| g == "authorization_code") {
+                return Err(err(
+                    at("grant_types"),
+                    "must contain \"authorization_code\"",
+                ));
+            }
+            if let Some(uri) = &c.backchannel_logout_uri {
+                check_redirect_uri(uri).map_err(|m| err(at("backchannel_logout_uri"), m))?;
             }
             if c.id_token_signed_response_alg != "RS256" {
                 return Err(err(

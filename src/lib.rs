@@ -71,7 +71,13 @@ pub fn build_provider(
     let issuer_url = IssuerUrl::new(issuer.clone()).context("issuer")?;
     let secure_cookies = issuer.starts_with("https://");
     let slack = SlackClient::new(config.upstream.clone(), format!("{issuer}/callback"))?;
+    let base_path = url::Url::parse(&issuer)
+        .context("issuer")?
+        .path()
+        .trim_end_matches('/')
+        .to_string();
     Ok(Provider {
+        base_path,
         discovery: provider::discovery::metadata(&issuer),
         issuer,
         issuer_url,
@@ -87,6 +93,11 @@ pub fn build_provider(
             "bridge_browser"
         },
         secure_cookies,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("slack-oidc-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("HTTP client")?,
         config,
     })
 }

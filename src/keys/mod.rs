@@ -7,6 +7,7 @@
 
 mod file;
 mod signer;
+mod verify;
 
 pub use file::{KeyFile, KeyFileError, KeyRecord, KeyState};
 pub use signer::{Algorithm, SigningKey};

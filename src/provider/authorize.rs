@@ -12,8 +12,10 @@ use super::Provider;
 use super::claims::SUPPORTED_SCOPES;
 use super::clients::Client;
 use super::error::{ErrorCode, OAuthError};
+use super::grant::{SignedIn, complete, needs_consent};
 use super::params::{Lenient, Params};
-use crate::store::records::{PendingLogin, random_secret, secret_hash};
+use super::session::now;
+use crate::store::records::{ClientRequest, PendingLogin, Session, random_secret, secret_hash};
 
 pub async fn get(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
     authorize(&req, &provider, Params::parse_lenient(req.query_string())).await
@@ -55,14 +57,14 @@ pub async fn post(
     authorize(&req, &provider, Params::parse_lenient(body)).await
 }
 
-/// A validated authorization request, ready to go to Slack.
-struct Request {
-    client: Arc<Client>,
-    redirect_uri: String,
-    state: Option<String>,
-    nonce: Option<String>,
-    scopes: Vec<String>,
-    code_challenge: Option<String>,
+/// What `prompt`, `max_age` and `id_token_hint` ask of the session.
+#[derive(Default)]
+struct SessionRules {
+    none: bool,
+    login: bool,
+    max_age: Option<i64>,
+    /// `sub` of a verified `id_token_hint`.
+    hint_sub: Option<String>,
 }
 
 async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> HttpResponse {
@@ -87,15 +89,21 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         check_no_request_object,
         check_response_type,
         check_response_mode,
-        check_prompt,
-        check_max_age,
     ];
     for check in checks {
         if let Err(e) = check(params) {
             return fail(e);
         }
     }
-    let scopes = match check_scope(params) {
+    let mut rules = match check_prompt(params).and_then(|r| check_max_age(params, r)) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    rules.hint_sub = match check_id_token_hint(provider, params) {
+        Ok(sub) => sub,
+        Err(e) => return fail(e),
+    };
+    let scopes = match check_scope(params, &client) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -103,18 +111,72 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let request = Request {
-        client,
+    let request = ClientRequest {
+        client_id: client.id.clone(),
         redirect_uri: redirect_uri.clone(),
         state: state.clone(),
         nonce: params.get("nonce").map(str::to_string),
         scopes,
         code_challenge,
+        prompt_consent: params
+            .get("prompt")
+            .is_some_and(|p| p.split(' ').any(|v| v == "consent")),
     };
-    match start_upstream_login(req, provider, request).await {
-        Ok(response) => response,
-        Err(e) => fail(e),
+    let result = match reuse_session(req, provider, &rules).await {
+        Ok(Some((cookie, session))) => {
+            if rules.none
+                && needs_consent(provider, &request, &session.identity)
+                    .await
+                    .unwrap_or(true)
+            {
+                Err(OAuthError::new(
+                    ErrorCode::ConsentRequired,
+                    "this application needs the person's consent",
+                ))
+            } else {
+                let who = SignedIn {
+                    cookie: &cookie,
+                    session,
+                    upstream_token: None,
+                };
+                complete(provider, request, who).await
+            }
+        }
+        Ok(None) if rules.none => Err(OAuthError::new(
+            ErrorCode::LoginRequired,
+            "the person is not signed in",
+        )),
+        Ok(None) => start_upstream_login(req, provider, request).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(fail)
+}
+
+/// The browser's session, when it may answer this request without Slack:
+/// no `prompt=login`, not older than `max_age`, and the user the hint names.
+async fn reuse_session(
+    req: &HttpRequest,
+    provider: &Provider,
+    rules: &SessionRules,
+) -> Result<Option<(String, Session)>, OAuthError> {
+    if rules.login {
+        return Ok(None);
     }
+    let Some((cookie, session)) = provider
+        .current_session(req)
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?
+    else {
+        return Ok(None);
+    };
+    let too_old = rules
+        .max_age
+        .is_some_and(|max| now() - session.auth_time > max);
+    let other_user = rules
+        .hint_sub
+        .as_ref()
+        .is_some_and(|sub| *sub != session.identity.subject());
+    Ok((!too_old && !other_user).then_some((cookie, session)))
 }
 
 /// client_id must name a registered client and redirect_uri must be one of
@@ -187,10 +249,9 @@ fn check_response_mode(params: &Params) -> Result<(), OAuthError> {
 }
 
 /// `prompt` values are known and `none` stands alone (OIDC Core §3.1.2.1).
-/// There is no session to reuse yet, so `none` cannot succeed.
-fn check_prompt(params: &Params) -> Result<(), OAuthError> {
+fn check_prompt(params: &Params) -> Result<SessionRules, OAuthError> {
     let Some(prompt) = params.get("prompt") else {
-        return Ok(());
+        return Ok(SessionRules::default());
     };
     let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
     for v in &values {
@@ -198,32 +259,57 @@ fn check_prompt(params: &Params) -> Result<(), OAuthError> {
             return Err(OAuthError::invalid_request("prompt has an unknown value"));
         }
     }
-    if values.contains(&"none") {
-        if values.len() > 1 {
-            return Err(OAuthError::invalid_request(
-                "prompt=none cannot be combined with other values",
-            ));
-        }
-        return Err(OAuthError::new(
-            ErrorCode::LoginRequired,
-            "the person is not signed in",
+    let none = values.contains(&"none");
+    if none && values.len() > 1 {
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
         ));
     }
-    Ok(())
+    Ok(SessionRules {
+        none,
+        login: values.contains(&"login"),
+        ..SessionRules::default()
+    })
 }
 
-fn check_max_age(params: &Params) -> Result<(), OAuthError> {
+fn check_max_age(params: &Params, rules: SessionRules) -> Result<SessionRules, OAuthError> {
     match params.get("max_age") {
-        Some(v) if v.parse::<u64>().is_err() => Err(OAuthError::invalid_request(
-            "max_age must be a non-negative integer",
-        )),
-        _ => Ok(()),
+        None => Ok(rules),
+        Some(v) => match v.parse::<u32>() {
+            Ok(max) => Ok(SessionRules {
+                max_age: Some(max as i64),
+                ..rules
+            }),
+            Err(_) => Err(OAuthError::invalid_request(
+                "max_age must be a non-negative integer",
+            )),
+        },
     }
 }
 
-/// `openid` is required; scopes we do not know are ignored (OIDC Core §5.4).
-fn check_scope(params: &Params) -> Result<Vec<String>, OAuthError> {
-    let scope = params.get("scope").unwrap_or("");
+/// An `id_token_hint` must be an ID token we signed (expired is fine).
+fn check_id_token_hint(provider: &Provider, params: &Params) -> Result<Option<String>, OAuthError> {
+    let Some(hint) = params.get("id_token_hint") else {
+        return Ok(None);
+    };
+    let claims = provider
+        .keys
+        .current()
+        .verify_own_jwt(hint, &provider.issuer)
+        .map_err(|e| OAuthError::invalid_request(format!("id_token_hint is not valid: {e}")))?;
+    Ok(claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .map(str::to_string))
+}
+
+/// `openid` is required; scopes we do not know are ignored (OIDC Core §5.4),
+/// and so is `offline_access` for a client not registered for refresh tokens.
+fn check_scope(params: &Params, client: &Client) -> Result<Vec<String>, OAuthError> {
+    granted_scopes(params.get("scope").unwrap_or(""), client.allows_refresh)
+}
+
+fn granted_scopes(scope: &str, allows_refresh: bool) -> Result<Vec<String>, OAuthError> {
     let requested: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
     if !requested.contains(&"openid") {
         return Err(OAuthError::new(
@@ -231,13 +317,12 @@ fn check_scope(params: &Params) -> Result<Vec<String>, OAuthError> {
             "scope must contain openid",
         ));
     }
-    let mut granted: Vec<String> = Vec::new();
-    for s in SUPPORTED_SCOPES {
-        if requested.contains(s) {
-            granted.push(s.to_string());
-        }
-    }
-    Ok(granted)
+    Ok(SUPPORTED_SCOPES
+        .iter()
+        .filter(|s| **s != "offline_access" || allows_refresh)
+        .filter(|s| requested.contains(s))
+        .map(|s| s.to_string())
+        .collect())
 }
 
 /// RFC 7636: only S256; required for public clients; the challenge is 43-128
@@ -277,19 +362,14 @@ fn check_pkce(params: &Params, client: &Client) -> Result<Option<String>, OAuthE
 async fn start_upstream_login(
     req: &HttpRequest,
     provider: &Provider,
-    request: Request,
+    request: ClientRequest,
 ) -> Result<HttpResponse, OAuthError> {
     let (browser_id, new_cookie) = provider.browser_id(req);
     let upstream_state = random_secret();
     let upstream_nonce = random_secret();
     let pkce = provider.slack.pkce_pair();
     let login = PendingLogin {
-        client_id: request.client.id.clone(),
-        redirect_uri: request.redirect_uri,
-        state: request.state,
-        nonce: request.nonce,
-        scopes: request.scopes,
-        code_challenge: request.code_challenge,
+        request,
         upstream_nonce: upstream_nonce.clone(),
         upstream_pkce_verifier: pkce.as_ref().map(|(v, _)| v.clone()),
         browser_hash: secret_hash(&browser_id),
@@ -335,26 +415,39 @@ mod tests {
     #[test]
     fn unknown_scopes_are_ignored_and_openid_required() {
         assert_eq!(
-            check_scope(&p("scope=email+openid+phone")).unwrap(),
+            granted_scopes("email openid phone", false).unwrap(),
             vec!["openid", "email"]
         );
         assert_eq!(
-            check_scope(&p("scope=email")).unwrap_err().code,
+            granted_scopes("email", false).unwrap_err().code,
             ErrorCode::InvalidScope
         );
     }
 
     #[test]
-    fn prompt_none_alone_is_login_required_and_combined_is_invalid() {
+    fn offline_access_needs_a_client_registered_for_refresh() {
         assert_eq!(
-            check_prompt(&p("prompt=none")).unwrap_err().code,
-            ErrorCode::LoginRequired
+            granted_scopes("openid offline_access", false).unwrap(),
+            vec!["openid"]
         );
         assert_eq!(
-            check_prompt(&p("prompt=none+login")).unwrap_err().code,
+            granted_scopes("openid offline_access", true).unwrap(),
+            vec!["openid", "offline_access"]
+        );
+    }
+
+    #[test]
+    fn prompt_none_stands_alone_and_values_are_known() {
+        assert!(check_prompt(&p("prompt=none")).ok().unwrap().none);
+        assert_eq!(
+            check_prompt(&p("prompt=none+login")).err().unwrap().code,
             ErrorCode::InvalidRequest
         );
-        assert!(check_prompt(&p("prompt=login+consent")).is_ok());
+        assert_eq!(
+            check_prompt(&p("prompt=bogus")).err().unwrap().code,
+            ErrorCode::InvalidRequest
+        );
+        assert!(check_prompt(&p("prompt=login+consent")).ok().unwrap().login);
     }
 
     #[test]

@@ -9,9 +9,10 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::Provider;
-use super::error::{ErrorCode, OAuthError, redirect_with};
+use super::error::{ErrorCode, OAuthError};
+use super::grant::{SignedIn, complete};
 use super::params::Params;
-use crate::store::records::{CodeGrant, PendingLogin, random_secret, secret_hash};
+use crate::store::records::{PendingLogin, secret_hash};
 use crate::upstream::{SlackIdentity, UpstreamError};
 
 pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
@@ -38,10 +39,10 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         Err(e) => return page(e),
     };
     let fail = |e: OAuthError| {
-        tracing::info!(client_id = %login.client_id, error = e.code.as_str(), description = %e.description, "sign-in refused");
+        tracing::info!(client_id = %login.request.client_id, error = e.code.as_str(), description = %e.description, "sign-in refused");
         e.redirect(
-            &login.redirect_uri,
-            login.state.as_deref(),
+            &login.request.redirect_uri,
+            login.request.state.as_deref(),
             &provider.issuer,
         )
     };
@@ -52,20 +53,27 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         Ok(identity) => identity,
         Err(e) => return fail(e),
     };
-    if let Err(e) = check_workspace_allowed(&provider, &identity.0) {
+    if let Err(e) = check_workspace_allowed(&provider, &identity.identity) {
         return fail(e);
     }
-    match mint_code(&provider, &login, identity).await {
-        Ok(code) => redirect_with(
-            &login.redirect_uri,
-            &[
-                ("code", Some(&code)),
-                ("state", login.state.as_deref()),
-                ("iss", Some(&provider.issuer)),
-            ],
-        ),
-        Err(e) => fail(e),
-    }
+    let Verified {
+        identity,
+        auth_time,
+        upstream_token,
+    } = identity;
+    let (cookie, session) = match provider.open_session(&req, identity, auth_time).await {
+        Ok(opened) => opened,
+        Err(e) => return fail(OAuthError::unavailable(&e)),
+    };
+    let request = login.request.clone();
+    let who = SignedIn {
+        cookie: &cookie,
+        session,
+        upstream_token: Some(upstream_token),
+    };
+    let mut response = complete(&provider, request, who).await.unwrap_or_else(fail);
+    let _ = response.add_cookie(&provider.session_cookie(&cookie));
+    response
 }
 
 /// The pending login is consumed at once (single use, even if a later check
@@ -115,8 +123,13 @@ fn check_slack_did_not_refuse(params: &Params) -> Result<(), OAuthError> {
     }
 }
 
-/// Identity and the time of the Slack login.
-struct Verified(SlackIdentity, i64);
+/// Who Slack says signed in, when, and Slack's access token (kept sealed for
+/// refreshing claims later).
+struct Verified {
+    identity: SlackIdentity,
+    auth_time: i64,
+    upstream_token: String,
+}
 
 async fn sign_in_upstream(
     provider: &Provider,
@@ -164,7 +177,11 @@ async fn sign_in_upstream(
         .or_else(|| claims.get("iat"))
         .and_then(Value::as_i64)
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    Ok(Verified(identity, auth_time))
+    Ok(Verified {
+        identity,
+        auth_time,
+        upstream_token: tokens.access_token,
+    })
 }
 
 fn upstream_error(e: UpstreamError) -> OAuthError {
@@ -192,28 +209,4 @@ fn check_workspace_allowed(
             "this Slack workspace is not allowed to sign in here",
         ))
     }
-}
-
-async fn mint_code(
-    provider: &Provider,
-    login: &PendingLogin,
-    verified: Verified,
-) -> Result<String, OAuthError> {
-    let Verified(identity, auth_time) = verified;
-    let code = random_secret();
-    let grant = CodeGrant {
-        client_id: login.client_id.clone(),
-        redirect_uri: login.redirect_uri.clone(),
-        scopes: login.scopes.clone(),
-        nonce: login.nonce.clone(),
-        code_challenge: login.code_challenge.clone(),
-        identity,
-        auth_time,
-    };
-    provider
-        .records
-        .put_code(&code, &grant, provider.ttl_code())
-        .await
-        .map_err(|e| OAuthError::unavailable(&e))?;
-    Ok(code)
 }

@@ -15,7 +15,7 @@ use crate::keys::SigningKey;
 use crate::upstream::SlackIdentity;
 
 /// Scopes we understand; others are ignored (OIDC Core §5.4).
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "email", "profile"];
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access"];
 
 pub const CLAIMS_SUPPORTED: &[&str] = &[
     "iss",
@@ -27,6 +27,7 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "auth_time",
     "nonce",
     "at_hash",
+    "sid",
     "email",
     "email_verified",
     "name",
@@ -41,9 +42,11 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "https://slack.com/team_domain",
 ];
 
-/// Slack's namespaced claims, passed through.
+/// Slack's namespaced claims, passed through, and our `sid`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlackNamespaced {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
     #[serde(rename = "https://slack.com/team_id")]
     team_id: String,
     #[serde(rename = "https://slack.com/user_id")]
@@ -73,6 +76,7 @@ fn has(scopes: &[String], scope: &str) -> bool {
 fn namespaced(identity: &SlackIdentity, scopes: &[String]) -> SlackNamespaced {
     let profile = has(scopes, "profile");
     SlackNamespaced {
+        sid: None,
         team_id: identity.team_id.clone(),
         user_id: identity.user_id.clone(),
         enterprise_id: identity.enterprise_id.clone(),
@@ -122,6 +126,8 @@ pub struct IdTokenRequest<'a> {
     pub auth_time: i64,
     pub access_token: &'a str,
     pub lifetime_secs: u64,
+    /// Session id, for clients that registered `backchannel_logout_session_required`.
+    pub sid: Option<&'a str>,
 }
 
 pub fn sign_id_token(
@@ -171,7 +177,10 @@ pub fn sign_id_token(
         now + chrono::Duration::seconds(request.lifetime_secs as i64),
         now,
         standard,
-        namespaced(identity, request.scopes),
+        SlackNamespaced {
+            sid: request.sid.map(str::to_string),
+            ..namespaced(identity, request.scopes)
+        },
     )
     .set_authorized_party(Some(ClientId::new(request.client_id.to_string())))
     .set_auth_time(DateTime::from_timestamp(request.auth_time, 0))

@@ -23,6 +23,10 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub auth_method: TokenEndpointAuthMethod,
+    pub allows_refresh: bool,
+    pub require_consent: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -47,6 +51,10 @@ impl Client {
             redirect_uris: c.redirect_uris.clone(),
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
             auth_method: c.token_endpoint_auth_method,
+            allows_refresh: c.allows_refresh(),
+            require_consent: c.require_consent,
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
         }
     }
 
@@ -203,6 +211,10 @@ mod tests {
             post_logout_redirect_uris: vec![],
             token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
             id_token_signed_response_alg: "RS256".into(),
+            grant_types: vec!["authorization_code".into()],
+            require_consent: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         };
         let public = ClientConfig {
             client_id: "spa".into(),

@@ -2,12 +2,19 @@
 //! named checks in the order of the specification.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod callback;
 pub mod claims;
 pub mod clients;
+pub mod consent;
 pub mod discovery;
 pub mod error;
+pub mod grant;
+pub mod introspect;
+pub mod logout;
 pub mod params;
+pub mod revoke;
+pub mod session;
 pub mod token;
 pub mod userinfo;
 
@@ -32,6 +39,8 @@ use error::OAuthError;
 /// Everything the endpoints share; built once by `crate::build`.
 pub struct Provider {
     pub issuer: String,
+    /// The issuer's path ("" at the root): every endpoint is under it.
+    pub base_path: String,
     pub issuer_url: IssuerUrl,
     pub config: Arc<Config>,
     pub clients: Clients,
@@ -43,6 +52,8 @@ pub struct Provider {
     /// Name of the cookie that binds a pending login to the browser.
     pub browser_cookie: &'static str,
     pub secure_cookies: bool,
+    /// For calls to applications (back-channel logout); redirects off.
+    pub http: reqwest::Client,
 }
 
 impl Provider {

@@ -1,27 +1,43 @@
-//! The token endpoint (RFC 6749 §4.1.3, §5; RFC 7636 §4.6; OIDC Core §3.1.3).
+//! The token endpoint (RFC 6749 §4.1.3, §5, §6; RFC 7636 §4.6; OIDC Core
+//! §3.1.3 and §12).
+//!
+//! Every code redemption starts a token family; everything issued from it
+//! (access tokens, each rotated refresh token) dies with the family. A
+//! replayed code or a reused refresh token revokes its family.
 
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::claims::{IdTokenRequest, sign_id_token};
 use super::clients::Client;
 use super::error::{ErrorCode, OAuthError};
+use super::grant::SEAL_UPSTREAM;
 use super::params::Params;
-use crate::store::records::{AccessGrant, CodeGrant, UsedCode, random_secret, secret_hash};
-use crate::upstream::s256;
+use super::session::now;
+use crate::store::Namespace;
+use crate::store::records::{
+    AccessGrant, CodeGrant, Family, RefreshGrant, RefreshRecord, RotatedRefresh, UsedCode,
+    random_secret,
+};
+use crate::store::seal;
+use crate::upstream::{SlackIdentity, UpstreamError, s256};
 
-#[derive(Serialize)]
+const SEAL_SUCCESSOR: &str = "refresh-successor";
+
+#[derive(Serialize, Deserialize)]
 struct TokenResponse {
     access_token: String,
-    token_type: &'static str,
+    token_type: String,
     expires_in: u64,
     scope: String,
     id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
 }
 
 pub async fn token(
@@ -43,23 +59,40 @@ async fn handle(
     body: &[u8],
     provider: &Provider,
 ) -> Result<HttpResponse, OAuthError> {
-    check_form_content_type(req)?;
-    let body = std::str::from_utf8(body)
-        .map_err(|_| OAuthError::invalid_request("the body is not valid UTF-8"))?;
-    let params = Params::parse(body)?;
+    let params = form_params(req, body)?;
     let client = provider.clients.authenticate(req, &params)?;
-    match params.get("grant_type") {
-        None => Err(OAuthError::invalid_request("grant_type is missing")),
-        Some("authorization_code") => authorization_code(provider, &client, &params).await,
-        Some(_) => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "only authorization_code is supported",
-        )),
-    }
+    let response = match params.get("grant_type") {
+        None => return Err(OAuthError::invalid_request("grant_type is missing")),
+        Some("authorization_code") => authorization_code(provider, &client, &params).await?,
+        Some("refresh_token") if client.allows_refresh => {
+            refresh(provider, &client, &params).await?
+        }
+        Some("refresh_token") => {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client is not registered for refresh tokens",
+            ));
+        }
+        Some(_) => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "this grant type is not supported",
+            ));
+        }
+    };
+    Ok(no_store(HttpResponse::Ok()).json(response))
 }
 
-fn check_form_content_type(req: &HttpRequest) -> Result<(), OAuthError> {
-    let ok = req
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    builder
+}
+
+/// The body of a back-channel request: form-encoded, UTF-8, no repeats.
+pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
+    let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -70,43 +103,86 @@ fn check_form_content_type(req: &HttpRequest) -> Result<(), OAuthError> {
                 .trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_request(
+    if !is_form {
+        return Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
-        ))
+        ));
     }
+    let body = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the body is not valid UTF-8"))?;
+    Params::parse(body)
 }
 
 async fn authorization_code(
     provider: &Provider,
     client: &Client,
     params: &Params,
-) -> Result<HttpResponse, OAuthError> {
+) -> Result<TokenResponse, OAuthError> {
     let code = params.require("code")?;
     let grant = consume_code(provider, code).await?;
     check_code_belongs_to_client(&grant, client)?;
     check_redirect_uri_matches(&grant, params)?;
     check_pkce_verifier(&grant, params)?;
-    let (response, access_token_hash) = issue_tokens(provider, grant).await?;
+
+    let wants_refresh = client.allows_refresh && grant.scopes.iter().any(|s| s == "offline_access");
+    let family_life = if wants_refresh {
+        provider.config.tokens.refresh_token_absolute_secs
+    } else {
+        provider.config.tokens.access_token_ttl_secs
+    };
+    let family_id = random_secret();
+    let family = Family {
+        client_id: client.id.clone(),
+        sub: grant.identity.subject(),
+        expires_at: now() + family_life as i64,
+    };
+    let records = &provider.records;
+    records
+        .put(
+            Namespace::Family,
+            &family_id,
+            &family,
+            Duration::from_secs(family_life),
+        )
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    // Remembered while the family's access tokens can live, so a replay can revoke it.
     let used = UsedCode {
         client_id: client.id.clone(),
-        access_token_hash,
+        family_id: family_id.clone(),
     };
-    // Remembered as long as the access token lives, so a replay can revoke it.
-    if let Err(e) = provider
-        .records
+    if let Err(e) = records
         .put_used_code(code, &used, provider.ttl_access_token())
         .await
     {
         tracing::warn!(error = %e, "could not record the redeemed code");
     }
-    Ok(response)
+    let upstream_token = grant
+        .upstream_token
+        .as_deref()
+        .and_then(|sealed| seal::open(code, SEAL_UPSTREAM, sealed))
+        .and_then(|t| String::from_utf8(t).ok());
+    issue(
+        provider,
+        client,
+        Issue {
+            scopes: &grant.scopes,
+            refresh_scopes: &grant.scopes,
+            identity: &grant.identity,
+            auth_time: grant.auth_time,
+            nonce: grant.nonce.as_deref(),
+            sid: grant.sid.as_deref(),
+            family_id: &family_id,
+            family_expires_at: family.expires_at,
+            upstream_token: upstream_token.as_deref(),
+            with_refresh: wants_refresh,
+        },
+    )
+    .await
 }
 
 /// The code is taken atomically: of two concurrent redemptions exactly one
-/// succeeds. A replayed code revokes the access token of its first redemption.
+/// succeeds. A replayed code revokes the family of its first redemption.
 async fn consume_code(provider: &Provider, code: &str) -> Result<CodeGrant, OAuthError> {
     let records = &provider.records;
     if let Some(grant) = records
@@ -121,10 +197,8 @@ async fn consume_code(provider: &Provider, code: &str) -> Result<CodeGrant, OAut
         .await
         .map_err(|e| OAuthError::unavailable(&e))?
     {
-        tracing::warn!(client_id = %used.client_id, "authorization code replayed; revoking its access token");
-        let _ = records
-            .revoke_access_token_hash(&used.access_token_hash)
-            .await;
+        tracing::warn!(client_id = %used.client_id, "authorization code replayed; revoking its tokens");
+        let _ = records.revoke_family(&used.family_id).await;
         return Err(OAuthError::invalid_grant("the code was already used"));
     }
     Err(OAuthError::invalid_grant("the code is invalid or expired"))
@@ -174,51 +248,317 @@ fn check_pkce_verifier(grant: &CodeGrant, params: &Params) -> Result<(), OAuthEr
     }
 }
 
-async fn issue_tokens(
+/// The refresh grant with rotation: the presented token is swapped for a
+/// tombstone atomically, so of two concurrent uses exactly one wins and the
+/// other is seen as reuse.
+async fn refresh(
     provider: &Provider,
-    grant: CodeGrant,
-) -> Result<(HttpResponse, String), OAuthError> {
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let token = params.require("refresh_token")?;
+    let records = &provider.records;
+    let unavailable = |e| OAuthError::unavailable(&e);
+    let record: Option<RefreshRecord> = records
+        .get(Namespace::RefreshToken, token)
+        .await
+        .map_err(unavailable)?;
+    let grant = match record {
+        None => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is invalid or expired",
+            ));
+        }
+        Some(r) if r.client_id() != client.id => {
+            // Nothing of the owner's is touched.
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        Some(RefreshRecord::Rotated(rotated)) => return reuse(provider, token, rotated).await,
+        Some(RefreshRecord::Live(grant)) => grant,
+    };
+    let tombstone = RotatedRefresh {
+        client_id: client.id.clone(),
+        family_id: grant.family_id.clone(),
+        rotated_at: now(),
+        successor: None,
+    };
+    let tombstone_ttl = refresh_ttl(provider, grant.family_expires_at);
+    let previous: Option<RefreshRecord> = records
+        .swap(
+            Namespace::RefreshToken,
+            token,
+            &RefreshRecord::Rotated(tombstone.clone()),
+            tombstone_ttl,
+        )
+        .await
+        .map_err(unavailable)?;
+    match previous {
+        Some(RefreshRecord::Live(_)) => {}
+        Some(RefreshRecord::Rotated(raced)) => {
+            let _ = records
+                .put(
+                    Namespace::RefreshToken,
+                    token,
+                    &RefreshRecord::Rotated(raced.clone()),
+                    tombstone_ttl,
+                )
+                .await;
+            return reuse(provider, token, raced).await;
+        }
+        None => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is invalid or expired",
+            ));
+        }
+    }
+    if !records
+        .family_alive(&grant.family_id)
+        .await
+        .map_err(unavailable)?
+    {
+        return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+    }
+    let scopes = narrowed_scopes(params, &grant.scopes)?;
+    let upstream_token = grant
+        .upstream_token
+        .as_deref()
+        .and_then(|sealed| seal::open(token, SEAL_UPSTREAM, sealed))
+        .and_then(|t| String::from_utf8(t).ok());
+    let identity = refreshed_identity(provider, &grant, upstream_token.as_deref()).await?;
+    let response = issue(
+        provider,
+        client,
+        Issue {
+            scopes: &scopes,
+            refresh_scopes: &grant.scopes,
+            identity: &identity,
+            auth_time: grant.auth_time,
+            nonce: None,
+            sid: grant.sid.as_deref(),
+            family_id: &grant.family_id,
+            family_expires_at: grant.family_expires_at,
+            upstream_token: upstream_token.as_deref(),
+            with_refresh: true,
+        },
+    )
+    .await?;
+    let sealed = seal::seal(
+        token,
+        SEAL_SUCCESSOR,
+        &serde_json::to_vec(&response).expect("serializes"),
+    );
+    let tombstone = RotatedRefresh {
+        successor: Some(sealed),
+        ..tombstone
+    };
+    if let Err(e) = records
+        .put(
+            Namespace::RefreshToken,
+            token,
+            &RefreshRecord::Rotated(tombstone),
+            tombstone_ttl,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the refresh successor");
+    }
+    Ok(response)
+}
+
+/// A rotated refresh token came back. Within the grace window the client
+/// gets the same successor (it lost the response); otherwise it is theft and
+/// the whole family is revoked.
+async fn reuse(
+    provider: &Provider,
+    token: &str,
+    rotated: RotatedRefresh,
+) -> Result<TokenResponse, OAuthError> {
+    let grace = provider.config.tokens.refresh_reuse_grace_secs as i64;
+    let records = &provider.records;
+    if grace > 0
+        && now() - rotated.rotated_at <= grace
+        && records
+            .family_alive(&rotated.family_id)
+            .await
+            .unwrap_or(false)
+    {
+        let same = rotated
+            .successor
+            .as_deref()
+            .and_then(|s| seal::open(token, SEAL_SUCCESSOR, s))
+            .and_then(|bytes| serde_json::from_slice::<TokenResponse>(&bytes).ok());
+        if let Some(response) = same {
+            tracing::info!(client_id = %rotated.client_id, "refresh token retried within the grace window");
+            return Ok(response);
+        }
+    }
+    tracing::warn!(client_id = %rotated.client_id, "rotated refresh token reused: revoking its whole family");
+    records
+        .revoke_family(&rotated.family_id)
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    Err(OAuthError::invalid_grant(
+        "the refresh token was already used",
+    ))
+}
+
+/// RFC 6749 §6: a refresh may ask for fewer scopes, never more.
+fn narrowed_scopes(params: &Params, granted: &[String]) -> Result<Vec<String>, OAuthError> {
+    let Some(requested) = params.get("scope") else {
+        return Ok(granted.to_vec());
+    };
+    let requested: Vec<String> = requested
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if requested.iter().any(|s| !granted.contains(s)) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "a refresh cannot add scopes",
+        ));
+    }
+    if !requested.iter().any(|s| s == "openid") {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "scope must contain openid",
+        ));
+    }
+    Ok(requested)
+}
+
+/// Claims fresh from Slack when its token still works; the saved ones
+/// otherwise. A deactivated Slack account ends the family.
+async fn refreshed_identity(
+    provider: &Provider,
+    grant: &RefreshGrant,
+    upstream_token: Option<&str>,
+) -> Result<SlackIdentity, OAuthError> {
+    let Some(token) = upstream_token else {
+        return Ok(grant.identity.clone());
+    };
+    match provider.slack.userinfo(token).await {
+        Ok(info)
+            if info.get("sub").and_then(|v| v.as_str())
+                == Some(grant.identity.user_id.as_str()) =>
+        {
+            Ok(
+                SlackIdentity::from_claims(&grant.identity.to_claims(), Some(&info))
+                    .unwrap_or_else(|| grant.identity.clone()),
+            )
+        }
+        Ok(_) => Ok(grant.identity.clone()),
+        Err(UpstreamError::Slack(code)) if code == "account_inactive" => {
+            tracing::warn!("Slack account deactivated: revoking its tokens");
+            let _ = provider.records.revoke_family(&grant.family_id).await;
+            Err(OAuthError::invalid_grant(
+                "the Slack account is deactivated",
+            ))
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "Slack userInfo unavailable on refresh; keeping the saved claims");
+            Ok(grant.identity.clone())
+        }
+    }
+}
+
+fn refresh_ttl(provider: &Provider, family_expires_at: i64) -> Duration {
+    let left = (family_expires_at - now()).max(1) as u64;
+    Duration::from_secs(provider.config.tokens.refresh_token_idle_secs.min(left))
+}
+
+struct Issue<'a> {
+    scopes: &'a [String],
+    /// Scope of the refresh token (unchanged by a narrower refresh, RFC 6749 §6).
+    refresh_scopes: &'a [String],
+    identity: &'a SlackIdentity,
+    auth_time: i64,
+    nonce: Option<&'a str>,
+    sid: Option<&'a str>,
+    family_id: &'a str,
+    family_expires_at: i64,
+    upstream_token: Option<&'a str>,
+    with_refresh: bool,
+}
+
+async fn issue(
+    provider: &Provider,
+    client: &Client,
+    issue: Issue<'_>,
+) -> Result<TokenResponse, OAuthError> {
     let access_token = random_secret();
     let keys = provider.keys.current();
     let id_token = sign_id_token(
         &keys.active,
-        &grant.identity,
+        issue.identity,
         &IdTokenRequest {
             issuer: &provider.issuer_url,
-            client_id: &grant.client_id,
-            scopes: &grant.scopes,
-            nonce: grant.nonce.as_deref(),
-            auth_time: grant.auth_time,
+            client_id: &client.id,
+            scopes: issue.scopes,
+            nonce: issue.nonce,
+            auth_time: issue.auth_time,
             access_token: &access_token,
             lifetime_secs: provider.config.tokens.id_token_ttl_secs,
+            sid: issue
+                .sid
+                .filter(|_| client.backchannel_logout_session_required),
         },
     )
     .map_err(|e| {
         tracing::error!(error = %e, "ID token signing failed");
         OAuthError::new(ErrorCode::ServerError, "the ID token could not be signed")
     })?;
-    let ttl: Duration = provider.ttl_access_token();
+    let ttl = provider.ttl_access_token();
+    let issued_at = now();
     let access = AccessGrant {
-        client_id: grant.client_id.clone(),
-        scopes: grant.scopes.clone(),
-        identity: grant.identity,
-        expires_at: chrono::Utc::now().timestamp() + ttl.as_secs() as i64,
+        client_id: client.id.clone(),
+        scopes: issue.scopes.to_vec(),
+        identity: issue.identity.clone(),
+        expires_at: issued_at + ttl.as_secs() as i64,
+        issued_at,
+        family_id: issue.family_id.to_string(),
     };
-    provider
-        .records
+    let records = &provider.records;
+    records
         .put_access_token(&access_token, &access, ttl)
         .await
         .map_err(|e| OAuthError::unavailable(&e))?;
-    let body = TokenResponse {
-        access_token: access_token.clone(),
-        token_type: "Bearer",
-        expires_in: ttl.as_secs(),
-        scope: grant.scopes.join(" "),
-        id_token,
+    let refresh_token = if issue.with_refresh {
+        let token = random_secret();
+        let grant = RefreshGrant {
+            client_id: client.id.clone(),
+            scopes: issue.refresh_scopes.to_vec(),
+            identity: issue.identity.clone(),
+            auth_time: issue.auth_time,
+            family_id: issue.family_id.to_string(),
+            family_expires_at: issue.family_expires_at,
+            sid: issue.sid.map(str::to_string),
+            issued_at,
+            upstream_token: issue
+                .upstream_token
+                .map(|t| seal::seal(&token, SEAL_UPSTREAM, t.as_bytes())),
+        };
+        records
+            .put(
+                Namespace::RefreshToken,
+                &token,
+                &RefreshRecord::Live(grant),
+                refresh_ttl(provider, issue.family_expires_at),
+            )
+            .await
+            .map_err(|e| OAuthError::unavailable(&e))?;
+        Some(token)
+    } else {
+        None
     };
-    let response = HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(body);
-    Ok((response, secret_hash(&access_token)))
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl.as_secs(),
+        scope: issue.scopes.join(" "),
+        id_token,
+        refresh_token,
+    })
 }

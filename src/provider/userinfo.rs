@@ -7,6 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::Provider;
 use super::claims;
 use super::params::Params;
+use crate::store::StoreResult;
+use crate::store::records::AccessGrant;
 
 pub async fn userinfo(
     req: HttpRequest,
@@ -18,7 +20,7 @@ pub async fn userinfo(
         Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None, None),
         Err(why) => return challenge(StatusCode::BAD_REQUEST, Some("invalid_request"), Some(why)),
     };
-    match provider.records.get_access_token(&token).await {
+    match live_access_token(&provider, &token).await {
         Ok(Some(grant)) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
@@ -35,6 +37,20 @@ pub async fn userinfo(
                 .json(serde_json::json!({"error": "temporarily_unavailable", "error_description": "the session store is unavailable"}))
         }
     }
+}
+
+/// An access token whose record exists and whose family is not revoked.
+pub async fn live_access_token(
+    provider: &Provider,
+    token: &str,
+) -> StoreResult<Option<AccessGrant>> {
+    let Some(grant) = provider.records.get_access_token(token).await? else {
+        return Ok(None);
+    };
+    if !provider.records.family_alive(&grant.family_id).await? {
+        return Ok(None);
+    }
+    Ok(Some(grant))
 }
 
 fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str> {

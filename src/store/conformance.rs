@@ -21,7 +21,7 @@ const SHORT: Duration = Duration::from_secs(1);
 const PAST_SHORT: Duration = Duration::from_millis(1200);
 const CONCURRENT_TAKES: usize = 32;
 
-const ALL_NAMESPACES: [Namespace; 7] = [
+const ALL_NAMESPACES: [Namespace; 9] = [
     Namespace::Login,
     Namespace::Code,
     Namespace::UsedCode,
@@ -29,6 +29,8 @@ const ALL_NAMESPACES: [Namespace; 7] = [
     Namespace::Session,
     Namespace::RefreshToken,
     Namespace::Family,
+    Namespace::Consent,
+    Namespace::Interaction,
 ];
 
 /// Runs every check, each on a fresh store from `make`; panics naming the
@@ -55,6 +57,8 @@ where
     check!(take_returns_the_value_once).await;
     check!(concurrent_takes_of_one_key_give_it_to_exactly_one).await;
     check!(delete_reports_whether_the_key_existed).await;
+    check!(swap_returns_the_previous_value_and_writes_the_new_one).await;
+    check!(concurrent_swaps_of_one_key_hand_the_original_to_exactly_one).await;
     check!(binary_values_round_trip).await;
     check!(long_keys_and_keys_with_separators_work).await;
     check!(ping_answers).await;
@@ -398,5 +402,56 @@ async fn put_new_accepts_an_expired_key<S: Store>(store: Arc<S>) -> CheckResult 
     ensure_eq!(second, true, "put_new over an expired key");
     let got = store.get(Namespace::UsedCode, "k").await.or_fail("get")?;
     ensure_eq!(got, some(b"new"), "get after put_new over an expired key");
+    Ok(())
+}
+
+async fn swap_returns_the_previous_value_and_writes_the_new_one<S: Store>(
+    store: Arc<S>,
+) -> CheckResult {
+    let first = store
+        .swap(Namespace::RefreshToken, "k", b"one", LONG)
+        .await
+        .or_fail("swap")?;
+    ensure_eq!(first, None, "swap of a missing key");
+    let second = store
+        .swap(Namespace::RefreshToken, "k", b"two", LONG)
+        .await
+        .or_fail("swap")?;
+    ensure_eq!(second, some(b"one"), "swap returns the old value");
+    let now = store
+        .get(Namespace::RefreshToken, "k")
+        .await
+        .or_fail("get")?;
+    ensure_eq!(now, some(b"two"), "swap writes the new value");
+    Ok(())
+}
+
+async fn concurrent_swaps_of_one_key_hand_the_original_to_exactly_one<S: Store>(
+    store: Arc<S>,
+) -> CheckResult {
+    store
+        .put(Namespace::RefreshToken, "race", b"original", LONG)
+        .await
+        .or_fail("put")?;
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .swap(Namespace::RefreshToken, "race", &[i], LONG)
+                .await
+        }));
+    }
+    let mut originals = 0;
+    for task in tasks {
+        let got = task
+            .await
+            .map_err(|e| format!("task failed: {e}"))?
+            .or_fail("swap")?;
+        if got.as_deref() == Some(&b"original"[..]) {
+            originals += 1;
+        }
+    }
+    ensure_eq!(originals, 1, "swaps that saw the original value");
     Ok(())
 }

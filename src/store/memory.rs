@@ -93,6 +93,33 @@ impl Store for MemoryStore {
         self.insert(ns, key, value, ttl, true)
     }
 
+    async fn swap(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let k = (ns, key.to_string());
+        let exists = map.get(&k).is_some_and(|e| e.expires > now);
+        if !exists && map.len() >= self.max_entries {
+            map.retain(|_, e| e.expires > now);
+            if map.len() >= self.max_entries {
+                return Err(StoreError::Full);
+            }
+        }
+        let old = map.insert(
+            k,
+            Entry {
+                value: value.to_vec(),
+                expires: now + ttl,
+            },
+        );
+        Ok(old.filter(|e| e.expires > now).map(|e| e.value))
+    }
+
     async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let map = self.lock();
         Ok(map

@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod memory;
 pub mod records;
 pub mod redis;
+pub mod seal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,11 @@ pub enum Namespace {
     RefreshToken,
     /// Token family (everything descended from one login), keyed by family id.
     Family,
+    /// A person's consent to a client, keyed by a hash of client and subject.
+    Consent,
+    /// A page waiting for the person's answer (consent, logout confirmation),
+    /// keyed by the hash of its one-time token.
+    Interaction,
 }
 
 impl Namespace {
@@ -45,6 +51,8 @@ impl Namespace {
             Namespace::Session => "session",
             Namespace::RefreshToken => "rt",
             Namespace::Family => "family",
+            Namespace::Consent => "consent",
+            Namespace::Interaction => "interaction",
         }
     }
 }
@@ -79,6 +87,15 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> StoreResult<bool>;
     async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Writes `key` and returns what it held before, in one atomic step: of
+    /// two concurrent swaps, exactly one sees the original value.
+    async fn swap(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>>;
     /// Reads and deletes `key` in one atomic step.
     async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Deletes `key`; returns whether it existed.

@@ -25,19 +25,47 @@ pub fn secret_hash(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, secret.as_bytes()).as_ref())
 }
 
-/// An authorization request waiting for the person to come back from Slack.
+/// The application's authorization request, once validated: what a code
+/// will be bound to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingLogin {
+pub struct ClientRequest {
     pub client_id: String,
     pub redirect_uri: String,
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub scopes: Vec<String>,
     pub code_challenge: Option<String>,
+    /// `prompt=consent` was asked.
+    #[serde(default)]
+    pub prompt_consent: bool,
+}
+
+/// An authorization request waiting for the person to come back from Slack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub request: ClientRequest,
     /// Nonce sent to Slack; checked in Slack's ID token.
     pub upstream_nonce: String,
     pub upstream_pkce_verifier: Option<String>,
     /// Hash of the browser cookie: a callback from another browser is refused.
+    pub browser_hash: String,
+}
+
+/// A consent page waiting for the person's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingConsent {
+    pub request: ClientRequest,
+    pub identity: SlackIdentity,
+    pub auth_time: i64,
+    pub sid: Option<String>,
+    /// Slack's access token sealed under the interaction token.
+    pub upstream_token: Option<String>,
+    pub browser_hash: String,
+}
+
+/// A logout confirmation page waiting for the person's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogout {
     pub browser_hash: String,
 }
 
@@ -51,23 +79,105 @@ pub struct CodeGrant {
     pub code_challenge: Option<String>,
     pub identity: SlackIdentity,
     pub auth_time: i64,
+    /// The SSO session's public id (`sid`).
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// Slack's access token, sealed under the code (see `seal`), for refreshing
+    /// claims later.
+    #[serde(default)]
+    pub upstream_token: Option<String>,
 }
 
-/// What an access token grants (read by userinfo).
+/// What an access token grants (read by userinfo and introspection).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessGrant {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub identity: SlackIdentity,
     pub expires_at: i64,
+    #[serde(default)]
+    pub issued_at: i64,
+    /// The login it descends from; the token dies with its family.
+    #[serde(default)]
+    pub family_id: String,
 }
 
-/// A redeemed code remembers the access token it produced, so a replay can
-/// revoke it (RFC 6749 §4.1.2).
+/// A redeemed code remembers its family, so a replay revokes every token
+/// issued from the first redemption (RFC 6749 §4.1.2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UsedCode {
     pub client_id: String,
-    pub access_token_hash: String,
+    pub family_id: String,
+}
+
+/// Everything issued from one login is a family: it lives while this record
+/// does. Revoking a family is deleting it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Family {
+    pub client_id: String,
+    pub sub: String,
+    pub expires_at: i64,
+}
+
+/// A single sign-on session, keyed by the hash of the browser's cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Public id (`sid` claim); not the cookie.
+    pub sid: String,
+    pub identity: SlackIdentity,
+    /// Time of the Slack login.
+    pub auth_time: i64,
+    pub created_at: i64,
+    /// Clients this session signed into (for back-channel logout).
+    pub clients: Vec<String>,
+}
+
+/// A refresh token: live until used once, then a tombstone that remembers
+/// its successor (sealed under the old token) for reuse detection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum RefreshRecord {
+    Live(RefreshGrant),
+    Rotated(RotatedRefresh),
+}
+
+impl RefreshRecord {
+    pub fn client_id(&self) -> &str {
+        match self {
+            RefreshRecord::Live(g) => &g.client_id,
+            RefreshRecord::Rotated(r) => &r.client_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshGrant {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub identity: SlackIdentity,
+    pub auth_time: i64,
+    pub family_id: String,
+    /// The family's absolute end: no successor outlives it.
+    pub family_expires_at: i64,
+    pub sid: Option<String>,
+    pub issued_at: i64,
+    /// Slack's access token sealed under this refresh token.
+    pub upstream_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotatedRefresh {
+    pub client_id: String,
+    pub family_id: String,
+    pub rotated_at: i64,
+    /// The token response that replaced it, sealed under the old token.
+    pub successor: Option<String>,
+}
+
+/// A person's consent to a client for a set of scopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Consent {
+    pub scopes: Vec<String>,
 }
 
 /// The records the endpoints read and write, over any backend.
@@ -167,8 +277,65 @@ impl Records {
         )
     }
 
-    pub async fn revoke_access_token_hash(&self, hash: &str) -> StoreResult<bool> {
-        self.store.delete(Namespace::AccessToken, hash).await
+    pub async fn put<T: Serialize>(
+        &self,
+        ns: Namespace,
+        secret: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        self.store
+            .put(ns, &secret_hash(secret), &encode(value), ttl)
+            .await
+    }
+
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        secret: &str,
+    ) -> StoreResult<Option<T>> {
+        decode(self.store.get(ns, &secret_hash(secret)).await?)
+    }
+
+    pub async fn take<T: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        secret: &str,
+    ) -> StoreResult<Option<T>> {
+        decode(self.store.take(ns, &secret_hash(secret)).await?)
+    }
+
+    /// Writes `value` and returns the previous record, atomically.
+    pub async fn swap<T: Serialize, U: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        secret: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> StoreResult<Option<U>> {
+        decode(
+            self.store
+                .swap(ns, &secret_hash(secret), &encode(value), ttl)
+                .await?,
+        )
+    }
+
+    pub async fn delete(&self, ns: Namespace, secret: &str) -> StoreResult<bool> {
+        self.store.delete(ns, &secret_hash(secret)).await
+    }
+
+    /// True while the family (login) has not been revoked or expired.
+    pub async fn family_alive(&self, family_id: &str) -> StoreResult<bool> {
+        Ok(self
+            .store
+            .get(Namespace::Family, &secret_hash(family_id))
+            .await?
+            .is_some())
+    }
+
+    /// Revokes every token descended from one login.
+    pub async fn revoke_family(&self, family_id: &str) -> StoreResult<bool> {
+        self.delete(Namespace::Family, family_id).await
     }
 }
 

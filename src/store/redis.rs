@@ -160,6 +160,19 @@ impl Store for RedisStore {
         Ok(!matches!(reply, Value::Nil))
     }
 
+    async fn swap(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        // `SET … GET` (Redis >= 6.2) writes and returns the old value atomically.
+        let mut cmd = self.set(ns, key, value, ttl);
+        cmd.arg("GET");
+        self.run(&cmd).await
+    }
+
     async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
         self.run(&self.on_key("GET", ns, key)).await
     }

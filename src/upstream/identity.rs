@@ -82,6 +82,33 @@ impl SlackIdentity {
         })
     }
 
+    /// The identity as Slack's own claims, to be refreshed with a newer
+    /// userInfo answer through [`SlackIdentity::from_claims`].
+    pub fn to_claims(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        let mut put = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                map.insert(k.to_string(), Value::String(v.clone()));
+            }
+        };
+        put("sub", &Some(self.user_id.clone()));
+        put(USER_ID, &Some(self.user_id.clone()));
+        put(TEAM_ID, &Some(self.team_id.clone()));
+        put(ENTERPRISE_ID, &self.enterprise_id);
+        put("email", &self.email);
+        put("name", &self.name);
+        put("given_name", &self.given_name);
+        put("family_name", &self.family_name);
+        put("picture", &self.picture);
+        put("locale", &self.locale);
+        put(TEAM_NAME, &self.team_name);
+        put(TEAM_DOMAIN, &self.team_domain);
+        if let Some(v) = self.email_verified {
+            map.insert("email_verified".into(), Value::Bool(v));
+        }
+        map
+    }
+
     /// Allowed when the list is empty or names the team or the enterprise.
     pub fn is_in(&self, allowed: &[String]) -> bool {
         allowed.is_empty()
@@ -134,6 +161,16 @@ mod tests {
         assert_eq!(id.email.as_deref(), Some("a@example.com"));
         assert_eq!(id.email_verified, Some(true));
         assert_eq!(id.team_name.as_deref(), Some("Acme"));
+    }
+
+    #[test]
+    fn an_identity_round_trips_through_its_claims() {
+        let claims = json!({"sub": "U1", TEAM_ID: "T1", ENTERPRISE_ID: "E1", "email": "a@b.c", "email_verified": true, TEAM_NAME: "Acme"});
+        let id = SlackIdentity::from_claims(claims.as_object().unwrap(), None).unwrap();
+        assert_eq!(
+            SlackIdentity::from_claims(&id.to_claims(), None).unwrap(),
+            id
+        );
     }
 
     #[test]

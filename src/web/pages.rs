@@ -9,6 +9,15 @@ use tera::{Context, Tera};
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    ("consent.html", include_str!("../../templates/consent.html")),
+    (
+        "logout_confirm.html",
+        include_str!("../../templates/logout_confirm.html"),
+    ),
+    (
+        "logged_out.html",
+        include_str!("../../templates/logged_out.html"),
+    ),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/bridge.css");

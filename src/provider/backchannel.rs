@@ -1,0 +1,97 @@
+//! OpenID Connect Back-Channel Logout 1.0: when a session ends, every client
+//! it signed into that registered a `backchannel_logout_uri` receives a signed
+//! logout token. Sent in the background with a bounded timeout and a few
+//! retries, so the person's page never waits for an application.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+
+use super::Provider;
+use super::session::now;
+use crate::keys::SigningKey;
+use crate::store::records::{Session, random_secret};
+
+pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A logout token (§2.4): no `nonce`, the event claim, `sub` and `sid`.
+pub fn logout_token(
+    key: &SigningKey,
+    issuer: &str,
+    client_id: &str,
+    session: &Session,
+) -> Result<String, String> {
+    let header = json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": "logout+jwt"});
+    let iat = now();
+    let claims = json!({
+        "iss": issuer,
+        "aud": client_id,
+        "iat": iat,
+        "exp": iat + 120,
+        "jti": random_secret(),
+        "sub": session.identity.subject(),
+        "sid": session.sid,
+        "events": {EVENT: {}},
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|e| e.to_string())?),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|e| e.to_string())?)
+    );
+    let signature = key.sign_bytes(input.as_bytes())?;
+    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
+/// Notifies every client of the ended session, in the background.
+pub fn notify(provider: &Provider, session: &Session) {
+    let key: Arc<SigningKey> = provider.keys.current().active.clone();
+    let timeout = Duration::from_millis(provider.config.logout.backchannel_timeout_ms);
+    let retries = provider.config.logout.backchannel_retries;
+    for client_id in &session.clients {
+        let Some(client) = provider.clients.get(client_id) else {
+            continue;
+        };
+        let Some(uri) = client.backchannel_logout_uri.clone() else {
+            continue;
+        };
+        let token = match logout_token(&key, &provider.issuer, client_id, session) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "logout token signing failed");
+                continue;
+            }
+        };
+        let http = provider.http.clone();
+        let client_id = client_id.clone();
+        tokio::spawn(async move {
+            for attempt in 0..=retries {
+                let sent = http
+                    .post(&uri)
+                    .timeout(timeout)
+                    .form(&[("logout_token", token.as_str())])
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        tracing::info!(client_id, "back-channel logout delivered");
+                        return;
+                    }
+                    Ok(r) => tracing::warn!(
+                        client_id,
+                        status = r.status().as_u16(),
+                        attempt,
+                        "back-channel logout refused"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(client_id, error = %e.without_url(), attempt, "back-channel logout failed")
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250 << attempt.min(4))).await;
+            }
+            tracing::error!(client_id, "back-channel logout gave up");
+        });
+    }
+}

@@ -1,0 +1,107 @@
+//! The answer to the consent page (for clients registered with
+//! `require_consent`). The one-time interaction token in the form is bound to
+//! the session cookie, so another site cannot answer for the person.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use subtle::ConstantTimeEq;
+
+use super::Provider;
+use super::error::{OAuthError, redirect_with};
+use super::grant::{SEAL_UPSTREAM, access_denied, issue_code, remember_consent};
+use super::token::form_params;
+use crate::store::Namespace;
+use crate::store::records::{PendingConsent, secret_hash};
+use crate::store::seal;
+
+pub async fn consent(
+    req: HttpRequest,
+    body: web::Bytes,
+    provider: web::Data<Provider>,
+) -> HttpResponse {
+    let page = |e: OAuthError| {
+        provider.error_page(
+            StatusCode::BAD_REQUEST,
+            "This consent cannot be recorded",
+            &e,
+        )
+    };
+    let params = match form_params(&req, &body) {
+        Ok(p) => p,
+        Err(e) => return page(e),
+    };
+    let Some(interaction) = params.get("interaction") else {
+        return page(OAuthError::invalid_request("the form is incomplete"));
+    };
+    let pending: PendingConsent = match provider
+        .records
+        .take(Namespace::Interaction, interaction)
+        .await
+    {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return page(OAuthError::invalid_request(
+                "this page has expired or was already answered; start again",
+            ));
+        }
+        Err(e) => return page(OAuthError::unavailable(&e)),
+    };
+    let same_browser = req
+        .cookie(provider.session_cookie_name())
+        .map(|c| secret_hash(c.value()))
+        .is_some_and(|h| bool::from(h.as_bytes().ct_eq(pending.browser_hash.as_bytes())));
+    if !same_browser {
+        return page(OAuthError::invalid_request(
+            "this page was opened in another browser; start again",
+        ));
+    }
+    let request = pending.request;
+    if params.get("decision") != Some("allow") {
+        return access_denied(
+            &request,
+            &provider,
+            "the person declined to share their data",
+        );
+    }
+    let fail = |e: OAuthError| {
+        e.redirect(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &provider.issuer,
+        )
+    };
+    if let Err(e) = remember_consent(&provider, &request, &pending.identity).await {
+        return fail(e);
+    }
+    if let Ok(Some((cookie, mut session))) = provider.current_session(&req).await
+        && !session.clients.contains(&request.client_id)
+    {
+        session.clients.push(request.client_id.clone());
+        let _ = provider.save_session(&cookie, &session).await;
+    }
+    let upstream_token = pending
+        .upstream_token
+        .as_deref()
+        .and_then(|s| seal::open(interaction, SEAL_UPSTREAM, s))
+        .and_then(|t| String::from_utf8(t).ok());
+    match issue_code(
+        &provider,
+        &request,
+        pending.identity,
+        pending.auth_time,
+        pending.sid,
+        upstream_token,
+    )
+    .await
+    {
+        Ok(code) => redirect_with(
+            &request.redirect_uri,
+            &[
+                ("code", Some(&code)),
+                ("state", request.state.as_deref()),
+                ("iss", Some(&provider.issuer)),
+            ],
+        ),
+        Err(e) => fail(e),
+    }
+}

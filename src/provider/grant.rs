@@ -1,0 +1,219 @@
+//! The step every successful authorization ends with, whether the person just
+//! came back from Slack, already had a session, or answered the consent page:
+//! record the client in the session, ask for consent when the client requires
+//! it, then mint a code and send the browser back.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use serde::Serialize;
+
+use super::Provider;
+use super::error::{ErrorCode, OAuthError, redirect_with};
+use crate::store::Namespace;
+use crate::store::records::{
+    ClientRequest, CodeGrant, Consent, PendingConsent, Session, random_secret,
+};
+use crate::store::seal;
+use crate::upstream::SlackIdentity;
+
+/// Consents are remembered for a year.
+const CONSENT_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 86400);
+
+pub const SEAL_UPSTREAM: &str = "upstream-token";
+
+/// Who is signing in, and the session they hold.
+pub struct SignedIn<'a> {
+    pub cookie: &'a str,
+    pub session: Session,
+    /// Slack's access token, when the person just came back from Slack.
+    pub upstream_token: Option<String>,
+}
+
+fn consent_key(client_id: &str, sub: &str) -> String {
+    format!("{client_id}\n{sub}")
+}
+
+/// Trusted clients never ask; others ask on `prompt=consent` and whenever the
+/// person has not yet agreed to every requested scope.
+pub async fn needs_consent(
+    provider: &Provider,
+    request: &ClientRequest,
+    identity: &SlackIdentity,
+) -> Result<bool, OAuthError> {
+    let Some(client) = provider.clients.get(&request.client_id) else {
+        return Ok(true);
+    };
+    if !client.require_consent {
+        return Ok(false);
+    }
+    if request.prompt_consent {
+        return Ok(true);
+    }
+    let given: Option<Consent> = provider
+        .records
+        .get(
+            Namespace::Consent,
+            &consent_key(&request.client_id, &identity.subject()),
+        )
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    Ok(!given.is_some_and(|c| request.scopes.iter().all(|s| c.scopes.contains(s))))
+}
+
+pub async fn remember_consent(
+    provider: &Provider,
+    request: &ClientRequest,
+    identity: &SlackIdentity,
+) -> Result<(), OAuthError> {
+    let consent = Consent {
+        scopes: request.scopes.clone(),
+    };
+    provider
+        .records
+        .put(
+            Namespace::Consent,
+            &consent_key(&request.client_id, &identity.subject()),
+            &consent,
+            CONSENT_TTL,
+        )
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))
+}
+
+/// Finishes an authorization for a signed-in person.
+pub async fn complete(
+    provider: &Provider,
+    request: ClientRequest,
+    mut who: SignedIn<'_>,
+) -> Result<HttpResponse, OAuthError> {
+    if needs_consent(provider, &request, &who.session.identity).await? {
+        return show_consent(provider, request, who).await;
+    }
+    if !who.session.clients.contains(&request.client_id) {
+        who.session.clients.push(request.client_id.clone());
+    }
+    provider
+        .save_session(who.cookie, &who.session)
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    let session = who.session;
+    let code = issue_code(
+        provider,
+        &request,
+        session.identity,
+        session.auth_time,
+        Some(session.sid),
+        who.upstream_token,
+    )
+    .await?;
+    Ok(redirect_with(
+        &request.redirect_uri,
+        &[
+            ("code", Some(&code)),
+            ("state", request.state.as_deref()),
+            ("iss", Some(&provider.issuer)),
+        ],
+    ))
+}
+
+pub async fn issue_code(
+    provider: &Provider,
+    request: &ClientRequest,
+    identity: SlackIdentity,
+    auth_time: i64,
+    sid: Option<String>,
+    upstream_token: Option<String>,
+) -> Result<String, OAuthError> {
+    let code = random_secret();
+    let grant = CodeGrant {
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scopes: request.scopes.clone(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        identity,
+        auth_time,
+        sid,
+        upstream_token: upstream_token.map(|t| seal::seal(&code, SEAL_UPSTREAM, t.as_bytes())),
+    };
+    provider
+        .records
+        .put_code(&code, &grant, provider.ttl_code())
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct ConsentPage<'a> {
+    client_name: &'a str,
+    user: String,
+    scopes: Vec<&'static str>,
+    interaction: &'a str,
+    action: String,
+}
+
+fn describe(scope: &str) -> Option<&'static str> {
+    match scope {
+        "openid" => Some("Know who you are on Slack"),
+        "email" => Some("See your email address"),
+        "profile" => Some("See your name, picture and workspace"),
+        "offline_access" => Some("Stay signed in when you are not using it"),
+        _ => None,
+    }
+}
+
+async fn show_consent(
+    provider: &Provider,
+    request: ClientRequest,
+    who: SignedIn<'_>,
+) -> Result<HttpResponse, OAuthError> {
+    let interaction = random_secret();
+    let identity = who.session.identity.clone();
+    let pending = PendingConsent {
+        request: request.clone(),
+        identity: identity.clone(),
+        auth_time: who.session.auth_time,
+        sid: Some(who.session.sid.clone()),
+        upstream_token: who
+            .upstream_token
+            .map(|t| seal::seal(&interaction, SEAL_UPSTREAM, t.as_bytes())),
+        // Bound to the session cookie: only this browser can answer the page.
+        browser_hash: crate::store::records::secret_hash(who.cookie),
+    };
+    provider
+        .records
+        .put(
+            Namespace::Interaction,
+            &interaction,
+            &pending,
+            provider.ttl_login(),
+        )
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    let client = provider.clients.get(&request.client_id);
+    let name = client
+        .as_ref()
+        .and_then(|c| c.name.clone())
+        .unwrap_or_else(|| request.client_id.clone());
+    let page = ConsentPage {
+        client_name: &name,
+        user: identity
+            .name
+            .clone()
+            .or(identity.email.clone())
+            .unwrap_or(identity.user_id.clone()),
+        scopes: request.scopes.iter().filter_map(|s| describe(s)).collect(),
+        interaction: &interaction,
+        action: format!("{}/consent", provider.base_path),
+    };
+    Ok(provider.pages.render("consent.html", StatusCode::OK, &page))
+}
+
+pub fn access_denied(request: &ClientRequest, provider: &Provider, why: &str) -> HttpResponse {
+    OAuthError::new(ErrorCode::AccessDenied, why).redirect(
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &provider.issuer,
+    )
+}
