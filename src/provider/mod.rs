@@ -119,5 +119,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/callback", web::get().to(callback::callback))
     .route("/token", web::post().to(token::token))
     .route("/userinfo", web::get().to(userinfo::userinfo))
-    .route("/userinfo", web::post().to(userinfo::userinfo));
+    .route("/userinfo", web::post().to(userinfo::userinfo))
+    .route("/consent", web::post().to(consent::consent))
+    .route("/revoke", web::post().to(revoke::revoke))
+    .route("/introspect", web::post().to(introspect::introspect))
+    .route("/logout", web::get().to(logout::get))
+    .route("/logout", web::post().to(logout::post))
+    .route("/logout/confirm", web::post().to(logout::confirmed));
 }

@@ -20,6 +20,13 @@ pub const BASIC: (&str, &str) = ("app-basic", "basic-secret-0123456789abcdef0123
 pub const POST: (&str, &str) = ("app-post", "post-secret-0123456789abcdef0123456789ab");
 /// A public client (`none`, PKCE required).
 pub const PUBLIC: &str = "app-public";
+/// Confidential clients registered for refresh tokens (`offline_access`); the
+/// first also for back-channel logout when `Setup::backchannel_uri` is set.
+pub const REFRESH: (&str, &str) = ("app-refresh", "refresh-secret-0123456789abcdef0123456789");
+pub const REFRESH2: (&str, &str) = ("app-refresh-2", "refresh2-secret-0123456789abcdef012345678");
+/// A client registered with `require_consent = true`.
+pub const CONSENT: (&str, &str) = ("app-consent", "consent-secret-0123456789abcdef012345678");
+pub const POST_LOGOUT_URI: &str = "http://127.0.0.1:9/bye";
 /// Redirect URIs point at a port nobody listens on: tests read the Location
 /// header and never follow it.
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
@@ -40,6 +47,10 @@ pub struct Setup {
     pub upstream_pkce: bool,
     /// Extra `BRIDGE_` environment overrides.
     pub env: Vec<(String, String)>,
+    /// `tokens.refresh_reuse_grace_secs`.
+    pub refresh_grace_secs: u64,
+    /// Back-channel logout URI of the `REFRESH` client.
+    pub backchannel_uri: Option<String>,
 }
 
 pub struct Bridge {
@@ -182,11 +193,33 @@ allowed_team_ids = [{teams}]
 pkce = {pkce}
 timeout_ms = 3000
 jwks_refetch_cooldown_secs = 1
+[tokens]
+refresh_reuse_grace_secs = {grace}
 [[clients]]
 client_id = "{basic_id}"
 client_secret = "{basic_secret}"
 redirect_uris = ["{REDIRECT_URI}"]
+post_logout_redirect_uris = ["{POST_LOGOUT_URI}"]
 token_endpoint_auth_method = "client_secret_basic"
+[[clients]]
+client_id = "{refresh_id}"
+client_secret = "{refresh_secret}"
+redirect_uris = ["{REDIRECT_URI}"]
+post_logout_redirect_uris = ["{POST_LOGOUT_URI}"]
+grant_types = ["authorization_code", "refresh_token"]
+backchannel_logout_session_required = true
+{backchannel}
+[[clients]]
+client_id = "{refresh2_id}"
+client_secret = "{refresh2_secret}"
+redirect_uris = ["{REDIRECT_URI}"]
+grant_types = ["authorization_code", "refresh_token"]
+[[clients]]
+client_id = "{consent_id}"
+client_name = "Consent-Requiring App"
+client_secret = "{consent_secret}"
+redirect_uris = ["{REDIRECT_URI}"]
+require_consent = true
 [[clients]]
 client_id = "{post_id}"
 client_secret = "{post_secret}"
@@ -204,5 +237,17 @@ token_endpoint_auth_method = "none"
         basic_secret = BASIC.1,
         post_id = POST.0,
         post_secret = POST.1,
+        grace = setup.refresh_grace_secs,
+        refresh_id = REFRESH.0,
+        refresh_secret = REFRESH.1,
+        refresh2_id = REFRESH2.0,
+        refresh2_secret = REFRESH2.1,
+        consent_id = CONSENT.0,
+        consent_secret = CONSENT.1,
+        backchannel = setup
+            .backchannel_uri
+            .as_ref()
+            .map(|u| format!("backchannel_logout_uri = \"{u}\""))
+            .unwrap_or_default(),
     )
 }

@@ -133,6 +133,8 @@ pub enum ClientAuth {
     Basic,
     Post,
     Public,
+    /// `client_secret_basic` with another registered client's credentials.
+    Other(&'static str, &'static str),
 }
 
 impl ClientAuth {
@@ -141,6 +143,7 @@ impl ClientAuth {
             ClientAuth::Basic => BASIC.0,
             ClientAuth::Post => POST.0,
             ClientAuth::Public => PUBLIC,
+            ClientAuth::Other(id, _) => id,
         }
     }
 }
@@ -161,6 +164,7 @@ pub async fn token_request(
             form.push(("client_secret", POST.1));
         }
         ClientAuth::Public => form.push(("client_id", PUBLIC)),
+        ClientAuth::Other(id, secret) => req = req.basic_auth(id, Some(secret)),
     }
     req.form(&form).send().await.unwrap()
 }
@@ -207,4 +211,28 @@ pub async fn verify_id_token(bridge: &Bridge, jwt: &str, audience: &str) -> serd
     jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation)
         .expect("the ID token verifies")
         .claims
+}
+
+/// A whole sign-in and redemption for a confidential client; returns the
+/// token response.
+pub async fn sign_in_and_redeem(
+    bridge: &Bridge,
+    browser: &Browser,
+    auth: ClientAuth,
+    scope: &str,
+    user: &str,
+) -> serde_json::Value {
+    let mut params = auth_params(auth.client_id(), "st", "n");
+    params.retain(|(k, _)| *k != "scope");
+    params.push(("scope", scope));
+    let back = browser.sign_in(bridge, &params, user).await;
+    let code = param(&back, "code").unwrap_or_else(|| panic!("no code: {back}"));
+    let r = redeem(bridge, auth, &code, None).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// The token response's ID token claims (unverified).
+pub fn id_claims(tokens: &serde_json::Value) -> serde_json::Value {
+    jwt_claims(tokens["id_token"].as_str().expect("an id_token"))
 }
