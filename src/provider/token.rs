@@ -278,6 +278,8 @@ async fn refresh(
         Some(RefreshRecord::Rotated(rotated)) => return reuse(provider, token, rotated).await,
         Some(RefreshRecord::Live(grant)) => grant,
     };
+    // Checked before the token is spent: a bad request must not burn it.
+    let scopes = narrowed_scopes(params, &grant.scopes)?;
     let tombstone = RotatedRefresh {
         client_id: client.id.clone(),
         family_id: grant.family_id.clone(),
@@ -320,7 +322,6 @@ async fn refresh(
     {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
-    let scopes = narrowed_scopes(params, &grant.scopes)?;
     let upstream_token = grant
         .upstream_token
         .as_deref()

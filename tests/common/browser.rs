@@ -154,9 +154,19 @@ pub async fn token_request(
     auth: ClientAuth,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
+    client_request(bridge, "/token", auth, form).await
+}
+
+/// POST to a client-authenticated endpoint (token, revoke, introspect).
+pub async fn client_request(
+    bridge: &Bridge,
+    path: &str,
+    auth: ClientAuth,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     let http = reqwest::Client::new();
     let mut form: Vec<(&str, &str)> = form.to_vec();
-    let mut req = http.post(bridge.url("/token"));
+    let mut req = http.post(bridge.url(path));
     match auth {
         ClientAuth::Basic => req = req.basic_auth(BASIC.0, Some(BASIC.1)),
         ClientAuth::Post => {
