@@ -342,12 +342,26 @@ impl Config {
                 format!("not valid TOML{span}: {}", e.message()),
             )
         })?;
-        apply_env_overrides(&mut value, env)?;
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { "config".into() } else { path };
-            err(path, e.into_inner().to_string())
-        })?;
+        let mut typed = apply_env_overrides(&mut value, env)?;
+        // An override read as a number or boolean that lands on a text field
+        // (a Slack client id like 1234.5678, a numeric secret) is retried as
+        // the text it was; `typed` shrinks each round, so this ends.
+        let config: Config = loop {
+            match serde_path_to_error::deserialize(value.clone()) {
+                Ok(config) => break config,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    if let Some(i) = typed.iter().position(|t| t.path == path) {
+                        let t = typed.swap_remove(i);
+                        set_path(&mut value, &t.segments, toml::Value::String(t.raw))
+                            .map_err(|m| err(&t.path, m))?;
+                        continue;
+                    }
+                    let path = if path == "." { "config".into() } else { path };
+                    return Err(err(path, e.into_inner().to_string()));
+                }
+            }
+        };
         config.validate()?;
         Ok(config)
     }
@@ -589,10 +603,19 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
 /// Applies `BRIDGE_A__B__0__C=value` overrides onto the parsed file. The value is
 /// read as TOML when it parses as a scalar or an array (`true`, `30`, `["a"]`),
 /// else taken as a string, so secrets need no quoting.
+/// An override that was not stored as text, in case its field wants text.
+struct TypedOverride {
+    /// As serde_path_to_error prints it: `clients[0].client_secret`.
+    path: String,
+    segments: Vec<String>,
+    raw: String,
+}
+
 fn apply_env_overrides(
     root: &mut toml::Value,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<TypedOverride>, ConfigError> {
+    let mut typed = Vec::new();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
@@ -607,9 +630,28 @@ fn apply_env_overrides(
             return Err(err(name, "malformed override name (empty path segment)"));
         }
         let value = parse_env_value(&raw);
-        set_path(root, &segments, value).map_err(|m| err(name, m))?;
+        let is_text = value.is_str();
+        set_path(root, &segments, value).map_err(|m| err(&name, m))?;
+        if !is_text {
+            let mut path = String::new();
+            for s in &segments {
+                if s.parse::<usize>().is_ok() {
+                    path.push_str(&format!("[{s}]"));
+                } else {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(s);
+                }
+            }
+            typed.push(TypedOverride {
+                path,
+                segments,
+                raw,
+            });
+        }
     }
-    Ok(())
+    Ok(typed)
 }
 
 fn parse_env_value(raw: &str) -> toml::Value {
@@ -727,6 +769,28 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
             Some("ffffffffffffffffffffffffffffffffff")
         );
         assert_eq!(c.upstream.allowed_team_ids, vec!["T1", "T2"]);
+    }
+
+    #[test]
+    fn a_numeric_looking_override_of_a_text_field_stays_text() {
+        let c = load(
+            MINIMAL,
+            &[
+                ("BRIDGE_UPSTREAM__CLIENT_ID", "1234567890.1234567890123"),
+                ("BRIDGE_UPSTREAM__CLIENT_SECRET", "true"),
+                (
+                    "BRIDGE_CLIENTS__0__CLIENT_SECRET",
+                    "12345678901234567890123456789012345",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.upstream.client_id, "1234567890.1234567890123");
+        assert_eq!(c.upstream.client_secret, "true");
+        assert_eq!(
+            c.clients[0].client_secret.as_deref(),
+            Some("12345678901234567890123456789012345")
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use url::Url;
 
 use crate::store::StoreError;
 
@@ -157,20 +156,20 @@ impl ResponseError for OAuthError {
 
 /// A 302 to `base` with parameters appended to its query (absent ones skipped).
 pub fn redirect_with(base: &str, params: &[(&str, Option<&str>)]) -> HttpResponse {
-    let location = match Url::parse(base) {
-        Ok(mut url) => {
-            {
-                let mut q = url.query_pairs_mut();
-                for (k, v) in params {
-                    if let Some(v) = v {
-                        q.append_pair(k, v);
-                    }
-                }
-            }
-            url.to_string()
+    // The registered URI is used exactly as registered (not re-serialized),
+    // with our parameters appended to its query.
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        if let Some(v) = v {
+            query.append_pair(k, v);
         }
-        // Registered URIs were validated at load; this is unreachable in practice.
-        Err(_) => return HttpResponse::BadRequest().finish(),
+    }
+    let query = query.finish();
+    let location = match (query.is_empty(), base.contains('?')) {
+        (true, _) => base.to_string(),
+        (false, false) => format!("{base}?{query}"),
+        (false, true) if base.ends_with('?') || base.ends_with('&') => format!("{base}{query}"),
+        (false, true) => format!("{base}&{query}"),
     };
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))

@@ -545,7 +545,7 @@ async fn issue(
             .put(
                 Namespace::RefreshToken,
                 &token,
-                &RefreshRecord::Live(grant),
+                &RefreshRecord::Live(Box::new(grant)),
                 refresh_ttl(provider, issue.family_expires_at),
             )
             .await

@@ -137,7 +137,7 @@ pub struct Session {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum RefreshRecord {
-    Live(RefreshGrant),
+    Live(Box<RefreshGrant>),
     Rotated(RotatedRefresh),
 }
 

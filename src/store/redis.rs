@@ -7,9 +7,13 @@
 //! - **Bounded calls.** Every operation, a connect attempt included, is cut
 //!   off after `timeout`: a down, unreachable or frozen Redis becomes
 //!   [`StoreError::Unavailable`] (a quick 503), never a request that hangs.
-//! - **One key per command.** No `MULTI`, Lua or multi-key commands, and
-//!   `take` is a single `GETDEL`, so every command is also valid on Redis
-//!   Cluster (no `CROSSSLOT`); only the connection type would change there.
+//! - **One key per command.** No `MULTI` or multi-key commands; the two Lua
+//!   scripts (`take`, and undoing a late `swap`) touch the one key they are
+//!   given, so every command is also valid on Redis Cluster (no
+//!   `CROSSSLOT`); only the connection type would change there.
+//! - **Nothing lost to a timeout.** A single-use read or a swap that reaches
+//!   a frozen Redis and runs after the caller gave up (and answered 503) is
+//!   undone when its late answer arrives, so the retry the 503 invites works.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -21,6 +25,23 @@ use async_trait::async_trait;
 
 use super::{Namespace, Store, StoreError, StoreResult};
 
+/// How long a call that timed out still waits for its answer, to undo it.
+const LATE_ANSWER_WAIT: Duration = Duration::from_secs(300);
+
+/// GET, PTTL and DEL in one step: the value and how long it had left.
+const TAKE_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+    if not v then return false end \
+    local t = redis.call('PTTL', KEYS[1]) \
+    redis.call('DEL', KEYS[1]) \
+    return {v, t}";
+
+/// Puts back the value a late swap replaced (ARGV[2], TTL ARGV[3] ms; none
+/// when ARGV[3] is 0), only while the key still holds what the swap wrote.
+const UNDO_SWAP_SCRIPT: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+    if tonumber(ARGV[3]) == 0 then redis.call('DEL', KEYS[1]) \
+    else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end \
+    return 1";
+
 /// Redis refuses expiry times that overflow its clock; no real TTL comes near.
 const MAX_TTL_MS: u64 = i64::MAX as u64 / 4;
 
@@ -31,6 +52,10 @@ pub struct RedisStore {
     /// Created on first use. It reconnects by itself after I/O errors; after
     /// any other error it is dropped so the next call starts from scratch.
     manager: Mutex<Option<ConnectionManager>>,
+    /// A second connection without a response timeout, for calls that may
+    /// have to be undone: it keeps waiting for a late answer after the caller
+    /// gave up, so the answer can be acted on.
+    undoable: Mutex<Option<ConnectionManager>>,
 }
 
 impl RedisStore {
@@ -45,6 +70,7 @@ impl RedisStore {
             key_prefix: key_prefix.to_string(),
             timeout,
             manager: Mutex::new(None),
+            undoable: Mutex::new(None),
         })
     }
 
@@ -55,6 +81,20 @@ impl RedisStore {
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<ConnectionManager>> {
         // The slot holds a clonable handle and is only ever replaced whole.
         self.manager.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn undoable_manager(&self) -> Result<ConnectionManager, RedisError> {
+        let mut slot = self.undoable.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(manager) = slot.as_ref() {
+            return Ok(manager.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(0);
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        *slot = Some(manager.clone());
+        Ok(manager)
     }
 
     /// The shared connection manager, created (not connected) on first use.
@@ -104,6 +144,67 @@ impl RedisStore {
                 "Redis did not answer within {} ms",
                 self.timeout.as_millis()
             ))),
+        }
+    }
+
+    /// Like [`run`](Self::run) for commands that consume something: the
+    /// command runs in its own task, and if it completes after we gave up (a
+    /// frozen Redis that wakes up), `undo` gets its answer and may name a
+    /// command that puts things back, so the 503 the caller answered is
+    /// honest: a retry finds the code or token where it was.
+    async fn run_undoable<T, U>(&self, cmd: Cmd, undo: U) -> StoreResult<T>
+    where
+        T: FromRedisValue + Send + 'static,
+        U: FnOnce(&T) -> Option<Cmd> + Send + 'static,
+    {
+        let manager = self
+            .undoable_manager()
+            .map_err(|e| StoreError::Unavailable(format!("Redis: {e}")))?;
+        let mut task = {
+            let mut manager = manager.clone();
+            tokio::spawn(async move {
+                match cmd.query_async::<T>(&mut manager).await {
+                    Err(e) if e.is_connection_refusal() => cmd.query_async::<T>(&mut manager).await,
+                    result => result,
+                }
+            })
+        };
+        match tokio::time::timeout(self.timeout, &mut task).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => {
+                if !e.is_io_error() {
+                    *self.undoable.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+                Err(StoreError::Unavailable(format!("Redis: {e}")))
+            }
+            Ok(Err(join)) => Err(StoreError::Unavailable(format!(
+                "Redis call failed: {join}"
+            ))),
+            Err(_) => {
+                let mut manager = manager;
+                let mut task = task;
+                tokio::spawn(async move {
+                    // A Redis frozen for good: stop waiting after a while.
+                    let late = tokio::time::timeout(LATE_ANSWER_WAIT, &mut task).await;
+                    if late.is_err() {
+                        task.abort();
+                    }
+                    if let Ok(Ok(Ok(late))) = late
+                        && let Some(undo) = undo(&late)
+                    {
+                        let undone: Result<Value, RedisError> =
+                            undo.query_async(&mut manager).await;
+                        tracing::warn!(
+                            undone = undone.is_ok(),
+                            "a store call finished after its timeout and was undone"
+                        );
+                    }
+                });
+                Err(StoreError::Unavailable(format!(
+                    "Redis did not answer within {} ms",
+                    self.timeout.as_millis()
+                )))
+            }
         }
     }
 
@@ -167,10 +268,27 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Duration,
     ) -> StoreResult<Option<Vec<u8>>> {
-        // `SET … GET` (Redis >= 6.2) writes and returns the old value atomically.
+        // `SET … GET` (Redis >= 6.2) writes and returns the old value
+        // atomically. Landing after a timeout, it is undone if nobody wrote
+        // the key since.
         let mut cmd = self.set(ns, key, value, ttl);
         cmd.arg("GET");
-        self.run(&cmd).await
+        let full_key = self.key(ns, key);
+        let written = value.to_vec();
+        let ttl_ms = ttl_millis(ttl);
+        self.run_undoable(cmd, move |late: &Option<Vec<u8>>| {
+            let mut undo = ::redis::cmd("EVAL");
+            undo.arg(UNDO_SWAP_SCRIPT)
+                .arg(1)
+                .arg(&full_key)
+                .arg(&written);
+            match late {
+                Some(old) => undo.arg(old).arg(ttl_ms),
+                None => undo.arg("").arg(0),
+            };
+            Some(undo)
+        })
+        .await
     }
 
     async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -178,8 +296,25 @@ impl Store for RedisStore {
     }
 
     async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        // GETDEL (Redis >= 6.2) reads and deletes in one atomic command.
-        self.run(&self.on_key("GETDEL", ns, key)).await
+        // One atomic script (one key, so Cluster-safe) that also returns the
+        // remaining TTL, so a take that lands after a timeout can be undone.
+        let full_key = self.key(ns, key);
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(TAKE_SCRIPT).arg(1).arg(&full_key);
+        let taken: Option<(Vec<u8>, i64)> = self
+            .run_undoable(cmd, move |late: &Option<(Vec<u8>, i64)>| {
+                let (value, pttl) = late.as_ref()?;
+                let mut restore = ::redis::cmd("SET");
+                restore
+                    .arg(&full_key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg((*pttl).max(1))
+                    .arg("NX");
+                Some(restore)
+            })
+            .await?;
+        Ok(taken.map(|(value, _)| value))
     }
 
     async fn delete(&self, ns: Namespace, key: &str) -> StoreResult<bool> {
