@@ -180,8 +180,13 @@ async fn issue_tokens(
 ) -> Result<(HttpResponse, String), OAuthError> {
     let access_token = random_secret();
     let keys = provider.keys.current();
+    let alg = provider.config.id_token_alg(&grant.client_id);
+    let key = keys.signer_for(alg).ok_or_else(|| {
+        tracing::error!(%alg, "no active signing key for the client's algorithm");
+        OAuthError::new(ErrorCode::ServerError, "the ID token could not be signed")
+    })?;
     let id_token = sign_id_token(
-        &keys.active,
+        key,
         &grant.identity,
         &IdTokenRequest {
             issuer: &provider.issuer_url,
