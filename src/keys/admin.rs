@@ -17,7 +17,7 @@ fn utc(ts: i64) -> String {
 
 fn span(secs: i64) -> String {
     match secs {
-        s if s < 120 => format!("{s} s"),
+        s if s < 600 => format!("{s} s"),
         s if s < 7200 => format!("{} min", (s + 59) / 60),
         s if s < 172_800 => format!("{} h", (s + 3599) / 3600),
         s => format!("{} days", (s + 86_399) / 86_400),

@@ -264,19 +264,22 @@ impl KeyFile {
                 return Ok((file, Vec::new()));
             }
         }
-        let done = Self::update(dir, algorithms, |_| Ok::<_, String>(()))?;
-        Ok((done.file, done.created))
+        match Self::update(dir, algorithms, |_| Ok::<_, std::convert::Infallible>(())) {
+            Ok(done) => Ok((done.file, done.created)),
+            Err(UpdateError::File(e)) => Err(e),
+            Err(UpdateError::Change(never)) => match never {},
+        }
     }
 
     /// Read-modify-write under the writers' lock: loads (or creates) the set,
     /// creates keys for configured algorithms that have none, applies `change`
     /// and saves. When `change` fails nothing is written, so a change that
     /// fails half-way leaves the previous set intact.
-    pub fn update<T, E: std::fmt::Display>(
+    pub fn update<T, E>(
         dir: &Path,
         algorithms: &[Algorithm],
         change: impl FnOnce(&mut KeyFile) -> Result<T, E>,
-    ) -> Result<Updated<T>, KeyFileError> {
+    ) -> Result<Updated<T>, UpdateError<E>> {
         let path = Self::path_in(dir);
         create_private_dir(dir)?;
         let _lock = FileLock::acquire(dir)?;
@@ -290,7 +293,7 @@ impl KeyFile {
         let created = file
             .ensure_algorithms(algorithms, t)
             .map_err(|m| KeyFileError::invalid(&path, m))?;
-        let out = change(&mut file).map_err(|e| KeyFileError::invalid(&path, e.to_string()))?;
+        let out = change(&mut file).map_err(UpdateError::Change)?;
         if serde_json::to_vec(&file).expect("key file serializes") != before {
             file.save(dir)?;
         }
@@ -376,6 +379,16 @@ pub struct Updated<T> {
     pub created: Vec<Algorithm>,
     /// What the change returned.
     pub value: T,
+}
+
+/// Why [`KeyFile::update`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError<E> {
+    #[error(transparent)]
+    File(#[from] KeyFileError),
+    /// The change itself refused (e.g. an unknown kid).
+    #[error("{0}")]
+    Change(E),
 }
 
 /// The writers' lock: an advisory lock on `keyset.lock`, released when

@@ -120,9 +120,10 @@ pub async fn rotate_once(keys: &Arc<KeyStore>, lock: Option<&RedisLock>, now: i6
                 None
             };
             Ok::<_, String>((rotation, f.prune(p, now)))
-        })?;
-        k.reload()?;
-        Ok::<_, super::KeyFileError>(done.value)
+        })
+        .map_err(|e| e.to_string())?;
+        k.reload().map_err(|e| e.to_string())?;
+        Ok::<_, String>(done.value)
     })
     .await;
     if let Some(guard) = guard {
@@ -146,7 +147,7 @@ pub async fn rotate_once(keys: &Arc<KeyStore>, lock: Option<&RedisLock>, now: i6
             }
             AutoRotation::Done { rotation, pruned }
         }
-        Ok(Err(e)) => AutoRotation::Failed(e.to_string()),
+        Ok(Err(e)) => AutoRotation::Failed(e),
         Err(e) => AutoRotation::Failed(e.to_string()),
     }
 }

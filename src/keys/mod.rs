@@ -5,8 +5,8 @@
 //! (signing; one per algorithm), `retired` (published so tokens it signed
 //! still verify), or `revoked` (gone from the JWKS at once). A key is created
 //! as `next` and published for a JWKS cache lifetime before it ever signs
-//! (see [`lifecycle`]). Running servers follow the file without restart
-//! ([`follow`]); the CLI changes it ([`admin`]).
+//! (the rules are in `lifecycle.rs`). Running servers follow the file
+//! without restart ([`follow`]); the CLI changes it ([`admin`]).
 
 pub mod admin;
 mod file;
@@ -15,7 +15,7 @@ mod lifecycle;
 mod rotation_lock;
 mod signer;
 
-pub use file::{KeyFile, KeyFileError, KeyRecord, KeyState, Updated, now};
+pub use file::{KeyFile, KeyFileError, KeyRecord, KeyState, UpdateError, Updated, now};
 pub use lifecycle::{NextStep, Policy, Revocation, Rotation, Wait};
 pub use rotation_lock::RedisLock;
 pub use signer::{Algorithm, SigningKey};
