@@ -159,6 +159,14 @@ pub enum KeyFileError {
 }
 
 impl KeyFileError {
+    /// For `map_err` on an I/O call about `path`.
+    pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+        move |source| KeyFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     pub(super) fn invalid(path: &Path, message: impl Into<String>) -> KeyFileError {
         KeyFileError::Invalid {
             path: path.to_path_buf(),
@@ -181,10 +189,7 @@ impl KeyFile {
 
     /// Reads and checks the whole set, private keys included.
     pub fn load(path: &Path) -> Result<KeyFile, KeyFileError> {
-        let bytes = std::fs::read(path).map_err(|source| KeyFileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(KeyFileError::io(path))?;
         let file = Self::parse(&bytes, path)?;
         file.check_keys(path)?;
         Ok(file)
@@ -364,10 +369,7 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyFileError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|source| KeyFileError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })
+    builder.create(dir).map_err(KeyFileError::io(dir))
 }
 
 /// What [`KeyFile::update`] did.
@@ -407,10 +409,7 @@ impl FileLock {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options.open(&path).map_err(|source| KeyFileError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let file = options.open(&path).map_err(KeyFileError::io(&path))?;
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             match file.try_lock() {

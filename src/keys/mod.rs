@@ -116,23 +116,18 @@ impl KeyStore {
         }
         let path = KeyFile::path_in(&policy.dir);
         warn_if_readable_by_others(&path);
-        let (loaded, digest) = Self::read(&path, &policy)?;
+        let bytes = std::fs::read(&path).map_err(KeyFileError::io(&path))?;
+        let loaded = Self::build(&bytes, &path, &policy)?;
         Ok(KeyStore {
+            current: RwLock::new(Arc::new(loaded)),
+            loaded_digest: Mutex::new(digest(&bytes)),
             policy,
             path,
-            current: RwLock::new(Arc::new(loaded)),
-            loaded_digest: Mutex::new(digest),
         })
     }
 
-    fn read(path: &Path, policy: &Policy) -> Result<(LoadedKeys, Vec<u8>), KeyFileError> {
-        let bytes = std::fs::read(path).map_err(|source| KeyFileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file = KeyFile::parse(&bytes, path)?;
-        let loaded = LoadedKeys::build(&file, path, policy)?;
-        Ok((loaded, digest(&bytes)))
+    fn build(bytes: &[u8], path: &Path, policy: &Policy) -> Result<LoadedKeys, KeyFileError> {
+        LoadedKeys::build(&KeyFile::parse(bytes, path)?, path, policy)
     }
 
     pub fn current(&self) -> Arc<LoadedKeys> {
@@ -150,16 +145,12 @@ impl KeyStore {
     /// serves it from now on. Returns whether the keys changed. On error the
     /// previous keys stay in service.
     pub fn reload(&self) -> Result<bool, KeyFileError> {
-        let bytes = std::fs::read(&self.path).map_err(|source| KeyFileError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(&self.path).map_err(KeyFileError::io(&self.path))?;
         let d = digest(&bytes);
         if *self.loaded_digest.lock().unwrap_or_else(|p| p.into_inner()) == d {
             return Ok(false);
         }
-        let file = KeyFile::parse(&bytes, &self.path)?;
-        let loaded = LoadedKeys::build(&file, &self.path, &self.policy)?;
+        let loaded = Self::build(&bytes, &self.path, &self.policy)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
         *self.loaded_digest.lock().unwrap_or_else(|p| p.into_inner()) = d;
         Ok(true)
