@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::keys::Algorithm;
+
 /// Prefix of environment overrides: `BRIDGE_UPSTREAM__CLIENT_SECRET` sets
 /// `upstream.client_secret`; `BRIDGE_CLIENTS__0__CLIENT_SECRET` indexes arrays.
 pub const ENV_PREFIX: &str = "BRIDGE_";
@@ -81,12 +83,26 @@ impl StoreConfig {
 pub struct KeysConfig {
     /// Directory of the key set; created on first start.
     pub dir: PathBuf,
+    /// Algorithms that have signing keys; clients choose among them.
+    pub algorithms: Vec<Algorithm>,
+    /// JWKS `Cache-Control` max-age, and so how long a new key is published
+    /// before it signs. Also bounds how long applications may keep trusting
+    /// a revoked key.
+    pub jwks_cache_secs: u32,
+    /// How often running servers reread the key file (also on SIGHUP).
+    pub reload_interval_secs: u64,
+    /// Automatic rotation period; 0: only by `keys rotate`.
+    pub rotation_period_days: u32,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
         KeysConfig {
             dir: PathBuf::from("keys"),
+            algorithms: vec![Algorithm::Rs256],
+            jwks_cache_secs: 300,
+            reload_interval_secs: 5,
+            rotation_period_days: 0,
         }
     }
 }
@@ -455,7 +471,40 @@ impl Config {
                 ));
             }
         }
+        self.validate_keys()?;
         self.validate_clients()
+    }
+
+    fn validate_keys(&self) -> Result<(), ConfigError> {
+        let algs = &self.keys.algorithms;
+        if !algs.contains(&Algorithm::Rs256) {
+            return Err(err(
+                "keys.algorithms",
+                "must contain \"RS256\" (OpenID Connect Discovery §3 requires it)",
+            ));
+        }
+        for (i, a) in algs.iter().enumerate() {
+            if algs[..i].contains(a) {
+                return Err(err(
+                    format!("keys.algorithms[{i}]"),
+                    format!("\"{a}\" is listed twice"),
+                ));
+            }
+        }
+        if self.keys.reload_interval_secs == 0 {
+            return Err(err("keys.reload_interval_secs", "must be greater than 0"));
+        }
+        Ok(())
+    }
+
+    /// The algorithm of a client's ID tokens (its validated
+    /// `id_token_signed_response_alg`); RS256 for an unknown client.
+    pub fn id_token_alg(&self, client_id: &str) -> Algorithm {
+        self.clients
+            .iter()
+            .find(|c| c.client_id == client_id)
+            .and_then(|c| c.id_token_signed_response_alg.parse().ok())
+            .unwrap_or(Algorithm::Rs256)
     }
 
     fn validate_clients(&self) -> Result<(), ConfigError> {
@@ -541,10 +590,14 @@ impl Config {
             if let Some(uri) = &c.backchannel_logout_uri {
                 check_redirect_uri(uri).map_err(|m| err(at("backchannel_logout_uri"), m))?;
             }
-            if c.id_token_signed_response_alg != "RS256" {
+            let alg: Algorithm = c
+                .id_token_signed_response_alg
+                .parse()
+                .map_err(|m: String| err(at("id_token_signed_response_alg"), m))?;
+            if !self.keys.algorithms.contains(&alg) {
                 return Err(err(
                     at("id_token_signed_response_alg"),
-                    "only \"RS256\" is offered",
+                    format!("\"{alg}\" has no signing key: add it to keys.algorithms"),
                 ));
             }
         }
@@ -826,6 +879,57 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
             "issuer = \"http://bridge.example\"",
         );
         assert_eq!(load(&text, &[]).unwrap_err().path, "issuer");
+    }
+
+    #[test]
+    fn key_settings_default_to_rs256_a_five_minute_jwks_cache_and_no_automatic_rotation() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!(c.keys.algorithms, vec![Algorithm::Rs256]);
+        assert_eq!(c.keys.jwks_cache_secs, 300);
+        assert_eq!(c.keys.reload_interval_secs, 5);
+        assert_eq!(c.keys.rotation_period_days, 0);
+        assert_eq!(c.id_token_alg("demo"), Algorithm::Rs256);
+    }
+
+    #[test]
+    fn a_client_may_ask_for_a_configured_algorithm() {
+        let text = format!(
+            "{MINIMAL}id_token_signed_response_alg = \"EdDSA\"\n[keys]\nalgorithms = [\"RS256\", \"EdDSA\"]\n"
+        );
+        assert_eq!(
+            load(&text, &[]).unwrap().id_token_alg("demo"),
+            Algorithm::EdDsa
+        );
+    }
+
+    #[test]
+    fn a_client_asking_for_an_algorithm_without_keys_is_refused_naming_the_key() {
+        let text = format!("{MINIMAL}id_token_signed_response_alg = \"ES256\"\n");
+        let e = load(&text, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].id_token_signed_response_alg");
+        assert!(e.message.contains("keys.algorithms"), "{e}");
+        let text = format!("{MINIMAL}id_token_signed_response_alg = \"HS256\"\n");
+        let e = load(&text, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].id_token_signed_response_alg");
+        assert!(e.message.contains("not offered"), "{e}");
+    }
+
+    #[test]
+    fn key_algorithms_must_include_rs256_and_be_known() {
+        let e = load(MINIMAL, &[("BRIDGE_KEYS__ALGORITHMS", "[\"ES256\"]")]).unwrap_err();
+        assert_eq!(e.path, "keys.algorithms");
+        let e = load(
+            MINIMAL,
+            &[("BRIDGE_KEYS__ALGORITHMS", "[\"RS256\", \"ES512\"]")],
+        )
+        .unwrap_err();
+        assert!(e.path.starts_with("keys.algorithms"), "{e}");
+        let e = load(
+            MINIMAL,
+            &[("BRIDGE_KEYS__ALGORITHMS", "[\"RS256\", \"RS256\"]")],
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "keys.algorithms[1]");
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn build_provider(
         .to_string();
     Ok(Provider {
         base_path,
-        discovery: provider::discovery::metadata(&issuer),
+        discovery: provider::discovery::metadata(&issuer, &config.keys.algorithms),
         issuer,
         issuer_url,
         clients: Clients::from_config(&config.clients),
@@ -131,7 +131,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let _standin = start_standin(&config).await?;
     let store = build_store(&config)?;
-    let keys = Arc::new(KeyStore::open(&config.keys.dir)?);
+    let keys = Arc::new(KeyStore::open(keys::Policy::from_config(&config))?);
+    // Follow rotations by the CLI or another instance: poll, SIGHUP, and the
+    // automatic rotation when configured.
+    keys::follow::start(keys.clone(), keys::RedisLock::from_config(&config)?)
+        .context("installing the SIGHUP handler")?;
     let provider = actix_web::web::Data::new(build_provider(config.clone(), store, keys)?);
 
     let warm = provider.clone();

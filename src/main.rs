@@ -1,11 +1,11 @@
-//! The command line: serve, check-config, keys {list, rotate}.
+//! The command line: serve, check-config, keys {list, rotate, revoke, prune}.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use slack_oidc_bridge::config::{Config, LogFormat};
-use slack_oidc_bridge::keys::{KeyFile, KeyState};
+use slack_oidc_bridge::keys::{self, Algorithm, KeyFile, Policy};
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +39,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// List the keys: kid, algorithm, state, dates.
+    /// List the keys: kid, algorithm, state, created, and when each moves on.
     List {
         #[arg(long, env = "BRIDGE_CONFIG")]
         config: PathBuf,
@@ -47,9 +47,28 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Promote the published `next` key to signing, retire the active one,
-    /// and publish a fresh `next`.
+    /// Make the published `next` keys sign, retire the active ones, and
+    /// publish fresh `next` keys. Refused while a `next` key is younger than
+    /// one JWKS cache lifetime.
     Rotate {
+        #[arg(long, env = "BRIDGE_CONFIG")]
+        config: PathBuf,
+        /// Rotate even if applications may not have seen the next key yet.
+        #[arg(long)]
+        now: bool,
+        /// Rotate only this algorithm's keys (RS256, ES256, EdDSA).
+        #[arg(long)]
+        alg: Option<Algorithm>,
+    },
+    /// Revoke a compromised key: it leaves the JWKS at once and, if it was
+    /// signing, the next key takes over.
+    Revoke {
+        #[arg(long, env = "BRIDGE_CONFIG")]
+        config: PathBuf,
+        kid: String,
+    },
+    /// Remove retired keys whose tokens have all expired.
+    Prune {
         #[arg(long, env = "BRIDGE_CONFIG")]
         config: PathBuf,
     },
@@ -60,12 +79,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
-        Command::Keys {
-            command: KeysCommand::List { config, json },
-        } => keys_list(&config, json),
-        Command::Keys {
-            command: KeysCommand::Rotate { config },
-        } => keys_rotate(&config),
+        Command::Keys { command } => keys_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,7 +117,10 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = load(path)?;
     let key_path = KeyFile::path_in(&config.keys.dir);
     if key_path.exists() {
-        KeyFile::load(&key_path)?;
+        let missing = KeyFile::load(&key_path)?.missing_algorithms(&config.keys.algorithms);
+        for alg in missing {
+            println!("note: {alg} has no key yet; the server creates one on start");
+        }
     }
     println!(
         "{}: OK ({} client{}, store {:?}, issuer {})",
@@ -116,56 +133,16 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn keys_list(path: &Path, json: bool) -> anyhow::Result<()> {
-    let config = load(path)?;
-    let file = KeyFile::load_or_create(&config.keys.dir)?;
-    if json {
-        let rows: Vec<_> = file
-            .keys
-            .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "kid": k.kid, "alg": k.alg.as_str(), "state": k.state.as_str(),
-                    "created_at": k.created_at, "activated_at": k.activated_at, "retired_at": k.retired_at,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    println!(
-        "{:<44}  {:<6}  {:<8}  {:<20}",
-        "KID", "ALG", "STATE", "CREATED (UTC)"
-    );
-    for k in &file.keys {
-        println!(
-            "{:<44}  {:<6}  {:<8}  {:<20}",
-            k.kid,
-            k.alg.as_str(),
-            k.state.as_str(),
-            utc(k.created_at)
-        );
-    }
+fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
+    let policy = |path: &Path| load(path).map(|c| Policy::from_config(&c));
+    let out = match command {
+        KeysCommand::List { config, json } => keys::admin::list(&policy(&config)?, json)?,
+        KeysCommand::Rotate { config, now, alg } => {
+            keys::admin::rotate(&policy(&config)?, now, alg)?
+        }
+        KeysCommand::Revoke { config, kid } => keys::admin::revoke(&policy(&config)?, &kid)?,
+        KeysCommand::Prune { config } => keys::admin::prune(&policy(&config)?)?,
+    };
+    println!("{out}");
     Ok(())
-}
-
-fn keys_rotate(path: &Path) -> anyhow::Result<()> {
-    let config = load(path)?;
-    let mut file = KeyFile::load_or_create(&config.keys.dir)?;
-    file.rotate().map_err(anyhow::Error::msg)?;
-    file.save(&config.keys.dir)?;
-    let active = file
-        .keys
-        .iter()
-        .find(|k| k.state == KeyState::Active)
-        .map(|k| k.kid.as_str())
-        .unwrap_or("?");
-    println!("rotated: {active} now signs; restart or reload running servers to pick it up");
-    Ok(())
-}
-
-fn utc(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
 }

@@ -102,7 +102,19 @@ fn keyset_path(dir: &Path) -> PathBuf {
 }
 
 /// `keys list --json`, parsed: (kid, state) in file order.
+/// What the server does on its first start: create the key set.
+fn first_start(dir: &Path) {
+    if !keyset_path(dir).exists() {
+        slack_oidc_bridge::keys::KeyFile::load_or_create(
+            &dir.join("keys"),
+            &[slack_oidc_bridge::keys::Algorithm::Rs256],
+        )
+        .expect("the key set is created");
+    }
+}
+
 fn list_keys(dir: &Path, config: &Path) -> Vec<(String, String)> {
+    first_start(dir);
     let out = run(
         dir,
         &[
@@ -306,7 +318,7 @@ async fn check_config_refuses_a_damaged_key_file() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn keys_list_creates_an_active_and_a_next_key_in_a_private_file() {
+async fn keys_list_shows_the_first_start_key_set_active_and_next_in_a_private_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -314,7 +326,22 @@ async fn keys_list_creates_an_active_and_a_next_key_in_a_private_file() {
         &valid_config(dir.path(), free_port()),
     );
     assert!(!keyset_path(dir.path()).exists());
+    let before = run(
+        dir.path(),
+        &["keys", "list", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        !before.status.success(),
+        "nothing to list before the first start"
+    );
+    assert!(
+        text(&before.stderr).contains("first start"),
+        "{}",
+        text(&before.stderr)
+    );
 
+    first_start(dir.path());
     let out = run(
         dir.path(),
         &["keys", "list", "--config", config.to_str().unwrap()],
@@ -367,9 +394,17 @@ async fn keys_rotate_promotes_next_and_retires_active() {
     let next = kid_in(&before, "next");
     assert_eq!((active.len(), next.len()), (1, 1), "{before:?}");
 
+    // The next key was published a moment ago: a plain rotation waits for
+    // caches (tests/keys.rs covers that refusal); --now accepts the risk.
     let out = run(
         dir.path(),
-        &["keys", "rotate", "--config", config.to_str().unwrap()],
+        &[
+            "keys",
+            "rotate",
+            "--now",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         &[],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -399,7 +434,8 @@ async fn keys_rotate_promotes_next_and_retires_active() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "keyset.json")
+        // keyset.lock is the writers' lock file, kept on purpose.
+        .filter(|n| n != "keyset.json" && n != "keyset.lock")
         .collect();
     assert!(
         leftovers.is_empty(),

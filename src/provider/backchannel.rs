@@ -3,7 +3,6 @@
 //! logout token. Sent in the background with a bounded timeout and a few
 //! retries, so the person's page never waits for an application.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -47,7 +46,7 @@ pub fn logout_token(
 
 /// Notifies every client of the ended session, in the background.
 pub fn notify(provider: &Provider, session: &Session) {
-    let key: Arc<SigningKey> = provider.keys.current().active.clone();
+    let keys = provider.keys.current();
     let timeout = Duration::from_millis(provider.config.logout.backchannel_timeout_ms);
     let retries = provider.config.logout.backchannel_retries;
     for client_id in &session.clients {
@@ -57,7 +56,12 @@ pub fn notify(provider: &Provider, session: &Session) {
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             continue;
         };
-        let token = match logout_token(&key, &provider.issuer, client_id, session) {
+        // Signed like the client's ID tokens (Back-Channel Logout §2.6).
+        let Some(key) = keys.signer_for(provider.config.id_token_alg(client_id)) else {
+            tracing::error!(client_id, "no signing key for the client's algorithm");
+            continue;
+        };
+        let token = match logout_token(key, &provider.issuer, client_id, session) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "logout token signing failed");

@@ -6,9 +6,12 @@ use serde_json::json;
 
 use super::Provider;
 use super::claims::{CLAIMS_SUPPORTED, SUPPORTED_SCOPES};
+use crate::keys::Algorithm;
 use crate::web::cached::CachedJson;
 
-pub fn metadata(issuer: &str) -> CachedJson {
+/// `algorithms`: those with signing keys (`keys.algorithms`).
+pub fn metadata(issuer: &str, algorithms: &[Algorithm]) -> CachedJson {
+    let signing_algs: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
     let doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -24,7 +27,7 @@ pub fn metadata(issuer: &str) -> CachedJson {
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": signing_algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

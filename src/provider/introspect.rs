@@ -63,6 +63,7 @@ async fn handle(
         .map_err(unavailable)?;
     if let Some(RefreshRecord::Live(grant)) = refresh
         && grant.client_id == client.id
+        && !provider.keys.current().is_revoked(&grant.kid)
         && provider
             .records
             .family_alive(&grant.family_id)

@@ -278,6 +278,11 @@ async fn refresh(
         Some(RefreshRecord::Rotated(rotated)) => return reuse(provider, token, rotated).await,
         Some(RefreshRecord::Live(grant)) => grant,
     };
+    if provider.keys.current().is_revoked(&grant.kid) {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued under a revoked key",
+        ));
+    }
     // Checked before the token is spent: a bad request must not burn it.
     let scopes = narrowed_scopes(params, &grant.scopes)?;
     let tombstone = RotatedRefresh {
@@ -491,8 +496,13 @@ async fn issue(
 ) -> Result<TokenResponse, OAuthError> {
     let access_token = random_secret();
     let keys = provider.keys.current();
+    let alg = provider.config.id_token_alg(&client.id);
+    let key = keys.signer_for(alg).ok_or_else(|| {
+        tracing::error!(%alg, "no active signing key for the client's algorithm");
+        OAuthError::new(ErrorCode::ServerError, "the ID token could not be signed")
+    })?;
     let id_token = sign_id_token(
-        &keys.active,
+        key,
         issue.identity,
         &IdTokenRequest {
             issuer: &provider.issuer_url,
@@ -520,6 +530,7 @@ async fn issue(
         expires_at: issued_at + ttl.as_secs() as i64,
         issued_at,
         family_id: issue.family_id.to_string(),
+        kid: key.kid().to_string(),
     };
     let records = &provider.records;
     records
@@ -537,6 +548,7 @@ async fn issue(
             family_expires_at: issue.family_expires_at,
             sid: issue.sid.map(str::to_string),
             issued_at,
+            kid: key.kid().to_string(),
             upstream_token: issue
                 .upstream_token
                 .map(|t| seal::seal(&token, SEAL_UPSTREAM, t.as_bytes())),

@@ -47,7 +47,9 @@ pub async fn live_access_token(
     let Some(grant) = provider.records.get_access_token(token).await? else {
         return Ok(None);
     };
-    if !provider.records.family_alive(&grant.family_id).await? {
+    if provider.keys.current().is_revoked(&grant.kid)
+        || !provider.records.family_alive(&grant.family_id).await?
+    {
         return Ok(None);
     }
     Ok(Some(grant))

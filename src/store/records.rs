@@ -100,6 +100,10 @@ pub struct AccessGrant {
     /// The login it descends from; the token dies with its family.
     #[serde(default)]
     pub family_id: String,
+    /// The key that signed the ID token issued with it: revoking that key
+    /// (`keys revoke`) ends this token too.
+    #[serde(default)]
+    pub kid: String,
 }
 
 /// A redeemed code remembers its family, so a replay revokes every token
@@ -161,6 +165,9 @@ pub struct RefreshGrant {
     pub family_expires_at: i64,
     pub sid: Option<String>,
     pub issued_at: i64,
+    /// The key that signed the ID token issued with it (see `AccessGrant::kid`).
+    #[serde(default)]
+    pub kid: String,
     /// Slack's access token sealed under this refresh token.
     pub upstream_token: Option<String>,
 }

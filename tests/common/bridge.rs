@@ -127,6 +127,11 @@ impl Bridge {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Bridge {
@@ -201,6 +206,16 @@ client_secret = "{basic_secret}"
 redirect_uris = ["{REDIRECT_URI}"]
 post_logout_redirect_uris = ["{POST_LOGOUT_URI}"]
 token_endpoint_auth_method = "client_secret_basic"
+
+[[clients]]
+client_id = "{post_id}"
+client_secret = "{post_secret}"
+redirect_uris = ["{REDIRECT_URI}"]
+token_endpoint_auth_method = "client_secret_post"
+[[clients]]
+client_id = "{PUBLIC}"
+redirect_uris = ["{REDIRECT_URI}"]
+token_endpoint_auth_method = "none"
 [[clients]]
 client_id = "{refresh_id}"
 client_secret = "{refresh_secret}"
@@ -220,15 +235,6 @@ client_name = "Consent-Requiring App"
 client_secret = "{consent_secret}"
 redirect_uris = ["{REDIRECT_URI}"]
 require_consent = true
-[[clients]]
-client_id = "{post_id}"
-client_secret = "{post_secret}"
-redirect_uris = ["{REDIRECT_URI}"]
-token_endpoint_auth_method = "client_secret_post"
-[[clients]]
-client_id = "{PUBLIC}"
-redirect_uris = ["{REDIRECT_URI}"]
-token_endpoint_auth_method = "none"
 "#,
         keys = dir.path().join("keys").display(),
         teams = teams.join(", "),
