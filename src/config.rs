@@ -37,6 +37,8 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
     pub clients: Vec<ClientConfig>,
 }
 
@@ -248,6 +250,51 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             format: LogFormat::Human,
+        }
+    }
+}
+
+/// One rate limit: a bucket of `burst` requests (default: `per_minute`)
+/// refilled at `per_minute` requests a minute. `per_minute = 0` turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl RateLimit {
+    pub const fn new(per_minute: u32, burst: u32) -> RateLimit {
+        RateLimit {
+            per_minute,
+            burst: Some(burst),
+        }
+    }
+}
+
+/// Rate limits of the authorization and token endpoints, per client address
+/// and per client; over a limit the answer is 429 with `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Take the client address from the last `X-Forwarded-For` entry (the one
+    /// the nearest reverse proxy added) instead of the connection's peer.
+    pub trust_forwarded_for: bool,
+    pub authorize_per_address: RateLimit,
+    pub authorize_per_client: RateLimit,
+    pub token_per_address: RateLimit,
+    pub token_per_client: RateLimit,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            trust_forwarded_for: false,
+            authorize_per_address: RateLimit::new(120, 60),
+            authorize_per_client: RateLimit::new(6000, 1000),
+            token_per_address: RateLimit::new(6000, 1000),
+            token_per_client: RateLimit::new(6000, 1000),
         }
     }
 }
@@ -468,6 +515,22 @@ impl Config {
                 return Err(err(
                     "upstream.issuer",
                     format!("the Slack stand-in is enabled, so this must be \"http://{listen}\""),
+                ));
+            }
+        }
+        for (name, limit) in [
+            (
+                "limits.authorize_per_address",
+                self.limits.authorize_per_address,
+            ),
+            ("limits.authorize_per_client", self.limits.authorize_per_client),
+            ("limits.token_per_address", self.limits.token_per_address),
+            ("limits.token_per_client", self.limits.token_per_client),
+        ] {
+            if limit.burst == Some(0) {
+                return Err(err(
+                    format!("{name}.burst"),
+                    "must be greater than 0 (turn the limit off with per_minute = 0)",
                 ));
             }
         }
@@ -930,6 +993,38 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
         )
         .unwrap_err();
         assert_eq!(e.path, "keys.algorithms[1]");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_env_overrides_set_one_field() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert!(!c.limits.trust_forwarded_for);
+        assert_eq!(c.limits.authorize_per_address, RateLimit::new(120, 60));
+        let c = load(
+            MINIMAL,
+            &[
+                ("BRIDGE_LIMITS__TOKEN_PER_CLIENT__PER_MINUTE", "5"),
+                ("BRIDGE_LIMITS__TRUST_FORWARDED_FOR", "true"),
+            ],
+        )
+        .unwrap();
+        assert!(c.limits.trust_forwarded_for);
+        assert_eq!(
+            c.limits.token_per_client,
+            RateLimit {
+                per_minute: 5,
+                burst: None
+            }
+        );
+        let e = load(
+            MINIMAL,
+            &[
+                ("BRIDGE_LIMITS__TOKEN_PER_ADDRESS__PER_MINUTE", "5"),
+                ("BRIDGE_LIMITS__TOKEN_PER_ADDRESS__BURST", "0"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "limits.token_per_address.burst");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 pub mod config;
 pub mod health;
 pub mod keys;
+pub mod limits;
+pub mod observability;
 pub mod provider;
 pub mod store;
 pub mod upstream;
@@ -14,13 +16,14 @@ pub mod web;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use openidconnect::IssuerUrl;
 
 use config::{Config, StoreBackend};
 use keys::KeyStore;
+use limits::Limits;
 use provider::Provider;
 use provider::clients::Clients;
 use store::DynStore;
@@ -29,8 +32,13 @@ use store::records::Records;
 use upstream::SlackClient;
 use upstream::standin::{self, StandinApp, StandinHandle, StandinOptions, StandinUser};
 
-/// Limits on what a request may carry (bodies of the form endpoints).
+/// Limits on what a request may carry (bodies of the form endpoints; larger
+/// gets 413). The request head is limited in `observability::request`.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A client must send its whole request head within this (slow clients
+/// otherwise hold connections open); actix-web answers 408.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 pub fn build_store(config: &Config) -> anyhow::Result<DynStore> {
     Ok(match config.store.backend {
@@ -82,7 +90,9 @@ pub fn build_provider(
         issuer,
         issuer_url,
         clients: Clients::from_config(&config.clients),
-        records: Records::new(store),
+        // Every store error is counted, whoever made the call.
+        records: Records::new(observability::MeteredStore::wrap(store)),
+        limits: Arc::new(Limits::from_config(&config.limits)),
         keys,
         slack,
         pages: web::Pages::new().context("templates")?,
@@ -136,7 +146,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // automatic rotation when configured.
     keys::follow::start(keys.clone(), keys::RedisLock::from_config(&config)?)
         .context("installing the SIGHUP handler")?;
+    let metrics = observability::metrics::install();
+    observability::metrics::start_upkeep(metrics);
     let provider = actix_web::web::Data::new(build_provider(config.clone(), store, keys)?);
+    let sweeper = Arc::downgrade(&provider.limits);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(limits::SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            match sweeper.upgrade() {
+                Some(limits) => limits.sweep(),
+                None => break,
+            }
+        }
+    });
 
     let warm = provider.clone();
     tokio::spawn(async move {
@@ -151,36 +174,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .to_string();
     let https = config.issuer.starts_with("https://");
     let data = provider.clone();
+    let readiness = actix_web::web::Data::new(health::Readiness::default());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(readiness.clone())
             .app_data(actix_web::web::PayloadConfig::new(MAX_BODY_BYTES))
             .wrap(web::headers::security_headers(https))
-            .wrap(from_fn(log_request))
+            // Outermost: request id, span, head limits, log line, metrics.
+            .wrap(from_fn(observability::request::middleware))
             .service(
                 actix_web::web::scope(&base_path)
                     .configure(health::routes)
+                    .configure(observability::routes)
                     .configure(provider::routes),
             )
     })
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
     .bind(config.listen)
     .with_context(|| format!("listen: cannot bind {}", config.listen))?
     .run();
     tracing::info!(issuer = %config.issuer, listen = %config.listen, store = ?config.store.backend, "slack-oidc-bridge ready");
     server.await?;
     Ok(())
-}
-
-/// One line per request: method, path (never the query: it carries codes and
-/// states), status and time.
-async fn log_request(
-    req: actix_web::dev::ServiceRequest,
-    next: Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_string();
-    let response = next.call(req).await?;
-    tracing::info!(%method, path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
-    Ok(response)
 }

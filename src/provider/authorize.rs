@@ -11,10 +11,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::Provider;
 use super::claims::SUPPORTED_SCOPES;
 use super::clients::Client;
-use super::error::{ErrorCode, OAuthError};
+use super::error::{Cause, ErrorCode, OAuthError};
 use super::grant::{SignedIn, complete, needs_consent};
 use super::params::{Lenient, Params};
 use super::session::now;
+use crate::limits::Endpoint;
+use crate::observability::metrics::{self, Refusal};
 use crate::store::records::{ClientRequest, PendingLogin, Session, random_secret, secret_hash};
 
 pub async fn get(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
@@ -40,7 +42,9 @@ pub async fn post(
     if !is_form {
         let e =
             OAuthError::invalid_request("the request must be application/x-www-form-urlencoded");
+        metrics::sign_in_refused(Refusal::InvalidRequest);
         return provider.error_page(
+            &req,
             StatusCode::BAD_REQUEST,
             "The sign-in request is malformed",
             &e,
@@ -48,7 +52,9 @@ pub async fn post(
     }
     let Ok(body) = std::str::from_utf8(&body) else {
         let e = OAuthError::invalid_request("the request body is not valid UTF-8");
+        metrics::sign_in_refused(Refusal::InvalidRequest);
         return provider.error_page(
+            &req,
             StatusCode::BAD_REQUEST,
             "The sign-in request is malformed",
             &e,
@@ -68,19 +74,38 @@ struct SessionRules {
 }
 
 async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> HttpResponse {
+    if let Err(limited) = provider.limits.check_address(Endpoint::Authorize, req) {
+        metrics::sign_in_refused(Refusal::RateLimited);
+        return limited.page(provider, req);
+    }
     let (client, redirect_uri) = match check_client_and_redirect_uri(provider, &parsed) {
         Ok(v) => v,
         Err(e) => {
+            metrics::sign_in_refused(Refusal::InvalidRequest);
             return provider.error_page(
+                req,
                 StatusCode::BAD_REQUEST,
                 "This sign-in link is not valid",
                 &e,
             );
         }
     };
+    if let Err(limited) = provider.limits.check_client(Endpoint::Authorize, &client.id) {
+        metrics::sign_in_refused(Refusal::RateLimited);
+        return limited.page(provider, req);
+    }
     let params = &parsed.params;
     let state = params.get("state").map(str::to_string);
-    let fail = |e: OAuthError| e.redirect(&redirect_uri, state.as_deref(), &provider.issuer);
+    let fail = |e: OAuthError| {
+        provider.refuse_sign_in(
+            req,
+            Refusal::of(&e),
+            e,
+            &client.id,
+            &redirect_uri,
+            state.as_deref(),
+        )
+    };
 
     if let Some(problem) = parsed.problem.clone() {
         return fail(problem);
@@ -388,6 +413,7 @@ async fn start_upstream_login(
                 ErrorCode::TemporarilyUnavailable,
                 "Slack cannot be reached right now; try again shortly",
             )
+            .with_cause(Cause::Upstream)
         })?;
     provider
         .records

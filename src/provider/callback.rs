@@ -9,15 +9,18 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::Provider;
-use super::error::{ErrorCode, OAuthError};
+use super::error::{Cause, ErrorCode, OAuthError};
 use super::grant::{SignedIn, complete};
 use super::params::Params;
+use crate::observability::metrics::{self, Refusal};
 use crate::store::records::{PendingLogin, secret_hash};
 use crate::upstream::{SlackIdentity, UpstreamError};
 
 pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
     let page = |e: OAuthError| {
+        metrics::sign_in_refused(Refusal::BadState);
         provider.error_page(
+            &req,
             StatusCode::BAD_REQUEST,
             "This sign-in cannot be completed",
             &e,
@@ -30,7 +33,9 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
     let login = match take_pending_login(&req, &provider, &params).await {
         Ok(login) => login,
         Err(e) if e.code == ErrorCode::TemporarilyUnavailable => {
+            metrics::sign_in_refused(Refusal::of(&e));
             return provider.error_page(
+                &req,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable right now",
                 &e,
@@ -38,23 +43,25 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         }
         Err(e) => return page(e),
     };
-    let fail = |e: OAuthError| {
-        tracing::info!(client_id = %login.request.client_id, error = e.code.as_str(), description = %e.description, "sign-in refused");
-        e.redirect(
+    let fail = |reason: Refusal, e: OAuthError| {
+        provider.refuse_sign_in(
+            &req,
+            reason,
+            e,
+            &login.request.client_id,
             &login.request.redirect_uri,
             login.request.state.as_deref(),
-            &provider.issuer,
         )
     };
-    if let Err(e) = check_slack_did_not_refuse(&params) {
-        return fail(e);
+    if let Err((reason, e)) = check_slack_did_not_refuse(&params) {
+        return fail(reason, e);
     }
     let identity = match sign_in_upstream(&provider, &params, &login).await {
         Ok(identity) => identity,
-        Err(e) => return fail(e),
+        Err(e) => return fail(Refusal::UpstreamError, e),
     };
     if let Err(e) = check_workspace_allowed(&provider, &identity.identity) {
-        return fail(e);
+        return fail(Refusal::WorkspaceNotAllowed, e);
     }
     let Verified {
         identity,
@@ -63,7 +70,10 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
     } = identity;
     let (cookie, session) = match provider.open_session(&req, identity, auth_time).await {
         Ok(opened) => opened,
-        Err(e) => return fail(OAuthError::unavailable(&e)),
+        Err(e) => {
+            let e = OAuthError::unavailable(&e);
+            return fail(Refusal::of(&e), e);
+        }
     };
     let request = login.request.clone();
     let who = SignedIn {
@@ -71,7 +81,9 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         session,
         upstream_token: Some(upstream_token),
     };
-    let mut response = complete(&provider, request, who).await.unwrap_or_else(fail);
+    let mut response = complete(&provider, request, who)
+        .await
+        .unwrap_or_else(|e| fail(Refusal::of(&e), e));
     let _ = response.add_cookie(&provider.session_cookie(&cookie));
     response
 }
@@ -109,16 +121,19 @@ async fn take_pending_login(
 }
 
 /// Slack redirects with `error=access_denied` when the person cancels.
-fn check_slack_did_not_refuse(params: &Params) -> Result<(), OAuthError> {
+fn check_slack_did_not_refuse(params: &Params) -> Result<(), (Refusal, OAuthError)> {
     match params.get("error") {
         None => Ok(()),
-        Some("access_denied") => Err(OAuthError::new(
-            ErrorCode::AccessDenied,
-            "the person cancelled the sign-in at Slack",
+        Some("access_denied") => Err((
+            Refusal::UserCancelled,
+            OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the person cancelled the sign-in at Slack",
+            ),
         )),
-        Some(_) => Err(OAuthError::new(
-            ErrorCode::ServerError,
-            "Slack refused the sign-in",
+        Some(_) => Err((
+            Refusal::UpstreamError,
+            OAuthError::new(ErrorCode::ServerError, "Slack refused the sign-in"),
         )),
     }
 }
@@ -186,14 +201,15 @@ async fn sign_in_upstream(
 
 fn upstream_error(e: UpstreamError) -> OAuthError {
     tracing::warn!(error = %e, "Slack sign-in failed");
-    if e.is_transient() {
+    let error = if e.is_transient() {
         OAuthError::new(
             ErrorCode::TemporarilyUnavailable,
             format!("{e}; try again shortly"),
         )
     } else {
         OAuthError::new(ErrorCode::ServerError, e.to_string())
-    }
+    };
+    error.with_cause(Cause::Upstream)
 }
 
 fn check_workspace_allowed(

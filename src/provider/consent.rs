@@ -10,6 +10,7 @@ use super::Provider;
 use super::error::{OAuthError, redirect_with};
 use super::grant::{SEAL_UPSTREAM, access_denied, issue_code, remember_consent};
 use super::token::form_params;
+use crate::observability::metrics::{self, Refusal};
 use crate::store::Namespace;
 use crate::store::records::{PendingConsent, secret_hash};
 use crate::store::seal;
@@ -20,7 +21,13 @@ pub async fn consent(
     provider: web::Data<Provider>,
 ) -> HttpResponse {
     let page = |e: OAuthError| {
+        // A missing, expired or foreign consent form is a bad state.
+        metrics::sign_in_refused(match Refusal::of(&e) {
+            Refusal::InvalidRequest => Refusal::BadState,
+            other => other,
+        });
         provider.error_page(
+            &req,
             StatusCode::BAD_REQUEST,
             "This consent cannot be recorded",
             &e,
@@ -57,6 +64,7 @@ pub async fn consent(
     }
     let request = pending.request;
     if params.get("decision") != Some("allow") {
+        metrics::sign_in_refused(Refusal::ConsentDeclined);
         return access_denied(
             &request,
             &provider,
@@ -64,10 +72,13 @@ pub async fn consent(
         );
     }
     let fail = |e: OAuthError| {
-        e.redirect(
+        provider.refuse_sign_in(
+            &req,
+            Refusal::of(&e),
+            e,
+            &request.client_id,
             &request.redirect_uri,
             request.state.as_deref(),
-            &provider.issuer,
         )
     };
     if let Err(e) = remember_consent(&provider, &request, &pending.identity).await {

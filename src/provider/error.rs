@@ -52,11 +52,24 @@ impl ErrorCode {
     }
 }
 
+/// Where an error came from when it is not the request's fault: chosen by
+/// the metrics (why a sign-in was refused) and by the front channel (a full
+/// store gets a 503 page, not a redirect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cause {
+    #[default]
+    Request,
+    StoreUnavailable,
+    StoreFull,
+    Upstream,
+}
+
 /// An error code with a description safe to send anywhere.
 #[derive(Debug, Clone)]
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
+    pub cause: Cause,
 }
 
 impl OAuthError {
@@ -70,7 +83,15 @@ impl OAuthError {
             .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
             .take(300)
             .collect();
-        OAuthError { code, description }
+        OAuthError {
+            code,
+            description,
+            cause: Cause::Request,
+        }
+    }
+
+    pub fn with_cause(self, cause: Cause) -> OAuthError {
+        OAuthError { cause, ..self }
     }
 
     pub fn invalid_request(description: impl AsRef<str>) -> OAuthError {
@@ -83,10 +104,27 @@ impl OAuthError {
 
     pub fn unavailable(e: &StoreError) -> OAuthError {
         tracing::error!(error = %e, "store call failed");
-        OAuthError::new(
-            ErrorCode::TemporarilyUnavailable,
-            "The session store is unavailable; try again shortly",
-        )
+        let cause = match e {
+            StoreError::Full => Cause::StoreFull,
+            // Backend errors are counted by the metered store; a record that
+            // does not decode is only seen here.
+            StoreError::Corrupt(_) => {
+                crate::observability::metrics::store_error("decode", e);
+                Cause::StoreUnavailable
+            }
+            StoreError::Unavailable(_) => Cause::StoreUnavailable,
+        };
+        let description = match e {
+            StoreError::Full => "Too many sign-ins are in progress; try again shortly",
+            _ => "The session store is unavailable; try again shortly",
+        };
+        OAuthError::new(ErrorCode::TemporarilyUnavailable, description).with_cause(cause)
+    }
+
+    /// The store is at its cap: the front channel answers with a 503 page
+    /// rather than an error redirect (see docs/decisions/0007).
+    pub fn is_store_full(&self) -> bool {
+        self.cause == Cause::StoreFull
     }
 
     /// The redirect back to the client with `error`, `error_description`,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Provider;
 use super::error::{ErrorCode, OAuthError, redirect_with};
+use crate::observability::metrics;
 use crate::store::Namespace;
 use crate::store::records::{
     ClientRequest, CodeGrant, Consent, PendingConsent, Session, random_secret,
@@ -141,6 +142,9 @@ pub async fn issue_code(
         .put_code(&code, &grant, provider.ttl_code())
         .await
         .map_err(|e| OAuthError::unavailable(&e))?;
+    // Every sign-in that ends with a code comes through here (after Slack,
+    // from the session, or from the consent page).
+    metrics::sign_in_completed(&request.client_id);
     Ok(code)
 }
 

@@ -22,6 +22,7 @@ pub async fn get(req: HttpRequest, provider: web::Data<Provider>) -> HttpRespons
     match Params::parse(req.query_string()) {
         Ok(params) => end_session(&req, &provider, &params).await,
         Err(e) => provider.error_page(
+            &req,
             StatusCode::BAD_REQUEST,
             "This sign-out link is not valid",
             &e,
@@ -37,6 +38,7 @@ pub async fn post(
     match form_params(&req, &body) {
         Ok(params) => end_session(&req, &provider, &params).await,
         Err(e) => provider.error_page(
+            &req,
             StatusCode::BAD_REQUEST,
             "This sign-out link is not valid",
             &e,
@@ -76,6 +78,7 @@ async fn end_session(req: &HttpRequest, provider: &Provider, params: &Params) ->
         Ok(s) => s,
         Err(e) => {
             return provider.error_page(
+                req,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-out is unavailable right now",
                 &OAuthError::unavailable(&e),
@@ -87,19 +90,19 @@ async fn end_session(req: &HttpRequest, provider: &Provider, params: &Params) ->
             Some(c) if c.post_logout_redirect_uris.iter().any(|r| r == uri) => {
                 Some(uri.to_string())
             }
-            _ => return confirm(provider, session.map(|(c, _)| c)).await,
+            _ => return confirm(req, provider, session.map(|(c, _)| c)).await,
         },
-        (None, Some(_)) => return confirm(provider, session.map(|(c, _)| c)).await,
+        (None, Some(_)) => return confirm(req, provider, session.map(|(c, _)| c)).await,
         _ => None,
     };
     let Some(hint) = hint else {
-        return confirm(provider, session.map(|(c, _)| c)).await;
+        return confirm(req, provider, session.map(|(c, _)| c)).await;
     };
     if let Some((_, s)) = &session
         && s.identity.subject() != hint.sub
     {
         // The hint names someone else: let the person decide.
-        return confirm(provider, session.map(|(c, _)| c)).await;
+        return confirm(req, provider, session.map(|(c, _)| c)).await;
     }
     if let Some((cookie, _)) = &session {
         finish(provider, cookie).await;
@@ -141,7 +144,11 @@ fn signed_out_page(provider: &Provider) -> HttpResponse {
 }
 
 /// Asks the person to confirm. Without a session there is nothing to end.
-async fn confirm(provider: &Provider, session_cookie: Option<String>) -> HttpResponse {
+async fn confirm(
+    req: &HttpRequest,
+    provider: &Provider,
+    session_cookie: Option<String>,
+) -> HttpResponse {
     let Some(cookie) = session_cookie else {
         return signed_out_page(provider);
     };
@@ -160,6 +167,7 @@ async fn confirm(provider: &Provider, session_cookie: Option<String>) -> HttpRes
         .await
     {
         return provider.error_page(
+            req,
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-out is unavailable right now",
             &OAuthError::unavailable(&e),
@@ -182,6 +190,7 @@ pub async fn confirmed(
 ) -> HttpResponse {
     let page = |e: OAuthError| {
         provider.error_page(
+            &req,
             StatusCode::BAD_REQUEST,
             "This sign-out cannot be completed",
             &e,

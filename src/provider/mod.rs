@@ -22,12 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use openidconnect::IssuerUrl;
 
 use crate::config::Config;
 use crate::keys::KeyStore;
+use crate::limits::Limits;
+use crate::observability::metrics::{self, Refusal};
 use crate::store::records::{Records, random_secret};
 use crate::upstream::SlackClient;
 use crate::web::Pages;
@@ -54,6 +57,8 @@ pub struct Provider {
     pub secure_cookies: bool,
     /// For calls to applications (back-channel logout); redirects off.
     pub http: reqwest::Client,
+    /// Rate limits of the authorization and token endpoints.
+    pub limits: Arc<Limits>,
 }
 
 impl Provider {
@@ -67,12 +72,19 @@ impl Provider {
         Duration::from_secs(self.config.tokens.access_token_ttl_secs)
     }
 
-    /// An error page for the person in the browser. The reference also goes to
-    /// the log, so an operator can find what happened.
-    pub fn error_page(&self, status: StatusCode, title: &str, error: &OAuthError) -> HttpResponse {
-        let reference = short_reference();
+    /// An error page for the person in the browser. Its reference is the
+    /// request id (the `X-Request-Id` answer header, and a field of every log
+    /// line of this request), so an operator can grep for it.
+    pub fn error_page(
+        &self,
+        req: &HttpRequest,
+        status: StatusCode,
+        title: &str,
+        error: &OAuthError,
+    ) -> HttpResponse {
+        let reference = crate::observability::request_id(req);
         tracing::warn!(reference, error = error.code.as_str(), description = %error.description, "{title}");
-        self.pages.error(
+        let mut page = self.pages.error(
             status,
             &ErrorPage {
                 title,
@@ -80,7 +92,38 @@ impl Provider {
                 error: error.code.as_str(),
                 reference: &reference,
             },
-        )
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        page
+    }
+
+    /// Ends a sign-in without a code, counting why: the error redirect to the
+    /// application, except when the store is full, which gets a 503 page
+    /// (sending the browser back to an application that may start a new
+    /// sign-in at once would only feed the flood; docs/decisions/0007).
+    pub fn refuse_sign_in(
+        &self,
+        req: &HttpRequest,
+        reason: Refusal,
+        error: OAuthError,
+        client_id: &str,
+        redirect_uri: &str,
+        state: Option<&str>,
+    ) -> HttpResponse {
+        metrics::sign_in_refused(reason);
+        tracing::info!(client_id, reason = reason.as_str(), error = error.code.as_str(), description = %error.description, "sign-in refused");
+        if error.is_store_full() {
+            return self.error_page(
+                req,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now",
+                &error,
+            );
+        }
+        error.redirect(redirect_uri, state, &self.issuer)
     }
 
     /// The browser's binding cookie value, minting one when absent.
@@ -99,12 +142,6 @@ impl Provider {
             .finish();
         (value, Some(cookie))
     }
-}
-
-fn short_reference() -> String {
-    let mut b = [0u8; 6];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Every endpoint; mounted by `crate::serve` under the issuer's path.

@@ -19,6 +19,8 @@ use super::error::{ErrorCode, OAuthError};
 use super::grant::SEAL_UPSTREAM;
 use super::params::Params;
 use super::session::now;
+use crate::limits::Endpoint;
+use crate::observability::metrics;
 use crate::store::Namespace;
 use crate::store::records::{
     AccessGrant, CodeGrant, Family, RefreshGrant, RefreshRecord, RotatedRefresh, UsedCode,
@@ -45,6 +47,9 @@ pub async fn token(
     body: web::Bytes,
     provider: web::Data<Provider>,
 ) -> HttpResponse {
+    if let Err(limited) = provider.limits.check_address(Endpoint::Token, &req) {
+        return limited.json();
+    }
     match handle(&req, &body, &provider).await {
         Ok(response) => response,
         Err(e) => {
@@ -61,11 +66,21 @@ async fn handle(
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(req, body)?;
     let client = provider.clients.authenticate(req, &params)?;
+    // After authentication, so nobody can spend another client's budget.
+    if let Err(limited) = provider.limits.check_client(Endpoint::Token, &client.id) {
+        return Ok(limited.json());
+    }
     let response = match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
-        Some("authorization_code") => authorization_code(provider, &client, &params).await?,
+        Some("authorization_code") => {
+            let response = authorization_code(provider, &client, &params).await?;
+            metrics::token_issued("authorization_code");
+            response
+        }
         Some("refresh_token") if client.allows_refresh => {
-            refresh(provider, &client, &params).await?
+            let response = refresh(provider, &client, &params).await?;
+            metrics::token_issued("refresh_token");
+            response
         }
         Some("refresh_token") => {
             return Err(OAuthError::new(

@@ -25,6 +25,7 @@ use url::Url;
 
 use super::UpstreamError;
 use crate::config::UpstreamConfig;
+use crate::observability::metrics::{self, UpstreamCall};
 
 /// Slack's answers are small; anything larger is refused unread.
 const MAX_BODY: usize = 1 << 20;
@@ -139,12 +140,15 @@ impl SlackClient {
         let issuer = IssuerUrl::new(self.config.issuer.clone())
             .map_err(|e| UpstreamError::Discovery(e.to_string()))?;
         let client = self.openid_http();
-        let metadata = CoreProviderMetadata::discover_async(issuer.clone(), &client)
-            .await
-            .map_err(|e| match e {
-                openidconnect::DiscoveryError::Request(inner) => inner,
-                other => UpstreamError::Discovery(other.to_string()),
-            })?;
+        let metadata = metrics::upstream(UpstreamCall::Discovery, async {
+            CoreProviderMetadata::discover_async(issuer.clone(), &client)
+                .await
+                .map_err(|e| match e {
+                    openidconnect::DiscoveryError::Request(inner) => inner,
+                    other => UpstreamError::Discovery(other.to_string()),
+                })
+        })
+        .await?;
         let endpoints = Arc::new(Endpoints {
             issuer,
             authorization: metadata.authorization_endpoint().url().clone(),
@@ -214,14 +218,17 @@ impl SlackClient {
         if let Some(v) = pkce_verifier {
             form.push(("code_verifier", v));
         }
-        let response = self
-            .http
-            .post(&endpoints.token)
-            .form(&form)
-            .send()
-            .await
-            .map_err(UpstreamError::from_reqwest)?;
-        let body = slack_json(response).await?;
+        let body = metrics::upstream(UpstreamCall::Token, async {
+            let response = self
+                .http
+                .post(&endpoints.token)
+                .form(&form)
+                .send()
+                .await
+                .map_err(UpstreamError::from_reqwest)?;
+            slack_json(response).await
+        })
+        .await?;
         let text = |key: &'static str| body.get(key).and_then(Value::as_str).map(str::to_string);
         Ok(SlackTokens {
             access_token: text("access_token").ok_or(UpstreamError::Missing("access_token"))?,
@@ -238,14 +245,17 @@ impl SlackClient {
             .userinfo
             .as_deref()
             .ok_or(UpstreamError::Missing("userinfo_endpoint"))?;
-        let response = self
-            .http
-            .post(url)
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .map_err(UpstreamError::from_reqwest)?;
-        slack_json(response).await
+        metrics::upstream(UpstreamCall::Userinfo, async {
+            let response = self
+                .http
+                .post(url)
+                .bearer_auth(access_token)
+                .send()
+                .await
+                .map_err(UpstreamError::from_reqwest)?;
+            slack_json(response).await
+        })
+        .await
     }
 
     /// Verifies Slack's ID token: signature (JWKS refetched once on an unknown
@@ -352,12 +362,15 @@ impl SlackClient {
             return Ok(cache.keys.clone());
         }
         let client = self.openid_http();
-        let keys = CoreJsonWebKeySet::fetch_async(&endpoints.jwks_uri, &client)
-            .await
-            .map_err(|e| match e {
-                openidconnect::DiscoveryError::Request(inner) => inner,
-                other => UpstreamError::Discovery(format!("JWKS: {other}")),
-            })?;
+        let keys = metrics::upstream(UpstreamCall::Jwks, async {
+            CoreJsonWebKeySet::fetch_async(&endpoints.jwks_uri, &client)
+                .await
+                .map_err(|e| match e {
+                    openidconnect::DiscoveryError::Request(inner) => inner,
+                    other => UpstreamError::Discovery(format!("JWKS: {other}")),
+                })
+        })
+        .await?;
         cache.keys = keys.clone();
         cache.fetched_at = Some(Instant::now());
         Ok(keys)
