@@ -523,7 +523,10 @@ impl Config {
                 "limits.authorize_per_address",
                 self.limits.authorize_per_address,
             ),
-            ("limits.authorize_per_client", self.limits.authorize_per_client),
+            (
+                "limits.authorize_per_client",
+                self.limits.authorize_per_client,
+            ),
             ("limits.token_per_address", self.limits.token_per_address),
             ("limits.token_per_client", self.limits.token_per_client),
         ] {

@@ -61,8 +61,7 @@ async fn readyz(provider: web::Data<Provider>, readiness: web::Data<Readiness>) 
         Ok(Err(e)) => Some(e.to_string()),
         Err(_) => Some("timed out".to_string()),
     };
-    let discovered =
-        provider.slack.is_discovered().await || readiness.warm_up(&provider).await;
+    let discovered = provider.slack.is_discovered().await || readiness.warm_up(&provider).await;
     let mut body = Map::new();
     if let Some(problem) = &store_problem {
         body.insert("store".into(), Value::from(problem.as_str()));

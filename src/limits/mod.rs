@@ -13,8 +13,8 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -64,7 +64,8 @@ impl Limited {
     /// The token endpoint's answer: 429, `Retry-After`, and the RFC 6749
     /// §5.2 JSON shape with `temporarily_unavailable`.
     pub fn json(&self) -> HttpResponse {
-        let mut response = OAuthError::new(ErrorCode::TemporarilyUnavailable, self.description()).json();
+        let mut response =
+            OAuthError::new(ErrorCode::TemporarilyUnavailable, self.description()).json();
         *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         response
             .headers_mut()
@@ -109,10 +110,7 @@ pub struct Limits {
 
 fn quota(limit: RateLimit) -> Option<Quota> {
     let per_minute = NonZeroU32::new(limit.per_minute)?;
-    let burst = limit
-        .burst
-        .and_then(NonZeroU32::new)
-        .unwrap_or(per_minute);
+    let burst = limit.burst.and_then(NonZeroU32::new).unwrap_or(per_minute);
     Some(Quota::per_minute(per_minute).allow_burst(burst))
 }
 

@@ -60,10 +60,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Suffix("_seconds".into()),
-                DURATION_BUCKETS,
-            )
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
             .expect("the bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -92,14 +89,23 @@ pub fn start_upkeep(handle: &'static PrometheusHandle) {
 }
 
 fn describe() {
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route pattern, method and status");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route pattern, method and status"
+    );
     describe_histogram!(
         HTTP_REQUEST_DURATION,
         Unit::Seconds,
         "Time to answer an HTTP request, by route pattern, method and status"
     );
-    describe_counter!(SIGN_INS_COMPLETED, "Sign-ins that ended with a code, by client");
-    describe_counter!(SIGN_INS_REFUSED, "Sign-ins that ended without a code, by reason");
+    describe_counter!(
+        SIGN_INS_COMPLETED,
+        "Sign-ins that ended with a code, by client"
+    );
+    describe_counter!(
+        SIGN_INS_REFUSED,
+        "Sign-ins that ended without a code, by reason"
+    );
     describe_counter!(TOKENS_ISSUED, "Successful token responses, by grant type");
     describe_histogram!(
         UPSTREAM_DURATION,
@@ -108,7 +114,10 @@ fn describe() {
     );
     describe_counter!(UPSTREAM_ERRORS, "Failed calls to Slack, by call and kind");
     describe_counter!(STORE_ERRORS, "Failed store calls, by operation and kind");
-    describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by endpoint and limit");
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused by a rate limit, by endpoint and limit"
+    );
     // Known series start at zero, so `rate()` and alerts see them from the
     // first scrape on.
     for reason in Refusal::ALL {
@@ -329,7 +338,10 @@ mod tests {
             text.contains("bridge_http_request_duration_seconds_bucket{route=\"/test-route\""),
             "histograms have buckets: {text}"
         );
-        assert!(text.contains("# HELP bridge_sign_ins_refused_total"), "{text}");
+        assert!(
+            text.contains("# HELP bridge_sign_ins_refused_total"),
+            "{text}"
+        );
         assert!(
             text.contains("bridge_sign_ins_refused_total{reason=\"workspace_not_allowed\"} 0"),
             "{text}"

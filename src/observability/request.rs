@@ -78,10 +78,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 fn head_too_large(req: &ServiceRequest) -> Option<(StatusCode, &'static str)> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > MAX_URI_BYTES {
         return Some((StatusCode::URI_TOO_LONG, "the request URI is too long"));
     }

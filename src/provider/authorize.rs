@@ -90,7 +90,10 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
             );
         }
     };
-    if let Err(limited) = provider.limits.check_client(Endpoint::Authorize, &client.id) {
+    if let Err(limited) = provider
+        .limits
+        .check_client(Endpoint::Authorize, &client.id)
+    {
         metrics::sign_in_refused(Refusal::RateLimited);
         return limited.page(provider, req);
     }
