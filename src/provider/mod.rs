@@ -32,7 +32,8 @@ use crate::store::records::{Records, random_secret};
 use crate::upstream::SlackClient;
 use crate::web::Pages;
 use crate::web::cached::CachedJson;
-use crate::web::pages::ErrorPage;
+use crate::web::i18n::Locale;
+use crate::web::pages::{BackLink, ErrorPage};
 use clients::Clients;
 use error::OAuthError;
 
@@ -67,18 +68,33 @@ impl Provider {
         Duration::from_secs(self.config.tokens.access_token_ttl_secs)
     }
 
-    /// An error page for the person in the browser. The reference also goes to
-    /// the log, so an operator can find what happened.
+    /// An error page for the person in the browser, in English. The
+    /// reference also goes to the log, so an operator can find what happened.
     pub fn error_page(&self, status: StatusCode, title: &str, error: &OAuthError) -> HttpResponse {
+        self.error_page_in(Locale::default(), None, status, title, error)
+    }
+
+    /// An error page in the person's language, with a way back to the
+    /// application when its client and redirect URI were validated.
+    pub fn error_page_in(
+        &self,
+        locale: Locale,
+        back: Option<&BackLink>,
+        status: StatusCode,
+        title: &str,
+        error: &OAuthError,
+    ) -> HttpResponse {
         let reference = short_reference();
         tracing::warn!(reference, error = error.code.as_str(), description = %error.description, "{title}");
         self.pages.error(
             status,
+            locale,
             &ErrorPage {
                 title,
                 description: &error.description,
                 error: error.code.as_str(),
                 reference: &reference,
+                back,
             },
         )
     }
