@@ -38,6 +38,7 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    pub pages: PagesConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
 }
@@ -227,6 +228,15 @@ pub struct StandinConfig {
     pub enabled: bool,
     /// Loopback address it listens on; `upstream.issuer` must point at it.
     pub listen: Option<SocketAddr>,
+}
+
+/// The pages people see.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// Show a "Sign in with Slack" page before going to Slack; by default
+    /// the bridge sends the browser straight there.
+    pub login_page: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -910,6 +920,15 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
             c.clients[0].client_secret.as_deref(),
             Some("12345678901234567890123456789012345")
         );
+    }
+
+    #[test]
+    fn the_login_page_is_off_by_default_and_can_be_turned_on() {
+        assert!(!load(MINIMAL, &[]).unwrap().pages.login_page);
+        let on = load(MINIMAL, &[("BRIDGE_PAGES__LOGIN_PAGE", "true")]).unwrap();
+        assert!(on.pages.login_page);
+        let e = load(&format!("{MINIMAL}\n[pages]\nlogin = true\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("login"), "{e}");
     }
 
     #[test]

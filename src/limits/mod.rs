@@ -20,10 +20,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::{LimitsConfig, RateLimit};
-use crate::observability::{metrics, request_id};
+use crate::observability::metrics;
 use crate::provider::Provider;
 use crate::provider::error::{ErrorCode, OAuthError};
-use crate::web::pages::ErrorPage;
 
 /// How often forgotten addresses are dropped.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -77,16 +76,18 @@ impl Limited {
     /// application would only send the person straight back).
     pub fn page(&self, provider: &Provider, req: &HttpRequest) -> HttpResponse {
         let description = self.description();
-        let reference = request_id(req);
-        let mut response = provider.pages.error(
+        let error = OAuthError::new(ErrorCode::TemporarilyUnavailable, &description);
+        let locale = crate::web::i18n::Locale::for_request(req, None);
+        let mut response = provider.error_page_in(
+            locale,
+            None,
             StatusCode::TOO_MANY_REQUESTS,
-            &ErrorPage {
-                title: "Too many sign-in attempts",
-                description: &description,
-                error: ErrorCode::TemporarilyUnavailable.as_str(),
-                reference: &reference,
-            },
+            "Too many sign-in attempts",
+            &error,
         );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, self.retry_after());
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, self.retry_after());

@@ -30,6 +30,20 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// own, fixed limits are 96 headers and a 128 KiB request head, also 431.)
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
+tokio::task_local! {
+    /// The id of the request this task serves (set by [`middleware`]), for
+    /// code that has no `HttpRequest` at hand, such as the error page.
+    static CURRENT: String;
+}
+
+/// The id of the request being served by this task, or a fresh one outside
+/// a request.
+pub fn current_request_id() -> String {
+    CURRENT
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| new_request_id())
+}
+
 /// The id of the request being served, in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -126,8 +140,8 @@ pub async fn middleware(
         }
         next.call(req).await.map(|r| r.map_into_boxed_body())
     }
-    .instrument(span.clone())
-    .await;
+    .instrument(span.clone());
+    let result = CURRENT.scope(id.clone(), result).await;
 
     let elapsed = started.elapsed();
     let mut response = match result {

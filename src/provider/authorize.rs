@@ -12,12 +12,14 @@ use super::Provider;
 use super::claims::SUPPORTED_SCOPES;
 use super::clients::Client;
 use super::error::{Cause, ErrorCode, OAuthError};
-use super::grant::{SignedIn, complete, needs_consent};
+use super::grant::{SignedIn, app_name, complete, needs_consent};
 use super::params::{Lenient, Params};
 use super::session::now;
 use crate::limits::Endpoint;
 use crate::observability::metrics::{self, Refusal};
 use crate::store::records::{ClientRequest, PendingLogin, Session, random_secret, secret_hash};
+use crate::web::i18n::Locale;
+use crate::web::pages::Frame;
 
 pub async fn get(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
     authorize(&req, &provider, Params::parse_lenient(req.query_string())).await
@@ -39,26 +41,24 @@ pub async fn post(
                 .trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    if !is_form {
-        let e =
-            OAuthError::invalid_request("the request must be application/x-www-form-urlencoded");
-        metrics::sign_in_refused(Refusal::InvalidRequest);
-        return provider.error_page(
-            &req,
+    let malformed = |e: OAuthError| {
+        provider.error_page_in(
+            Locale::for_request(&req, None),
+            None,
             StatusCode::BAD_REQUEST,
             "The sign-in request is malformed",
             &e,
-        );
+        )
+    };
+    if !is_form {
+        return malformed(OAuthError::invalid_request(
+            "the request must be application/x-www-form-urlencoded",
+        ));
     }
     let Ok(body) = std::str::from_utf8(&body) else {
-        let e = OAuthError::invalid_request("the request body is not valid UTF-8");
-        metrics::sign_in_refused(Refusal::InvalidRequest);
-        return provider.error_page(
-            &req,
-            StatusCode::BAD_REQUEST,
-            "The sign-in request is malformed",
-            &e,
-        );
+        return malformed(OAuthError::invalid_request(
+            "the request body is not valid UTF-8",
+        ));
     };
     authorize(&req, &provider, Params::parse_lenient(body)).await
 }
@@ -78,12 +78,20 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         metrics::sign_in_refused(Refusal::RateLimited);
         return limited.page(provider, req);
     }
+    // The language of our pages: `ui_locales` first (even on the error page
+    // for an unknown client: it only picks among our languages).
+    let ui_locale = parsed
+        .params
+        .get("ui_locales")
+        .and_then(Locale::from_ui_locales);
+    let locale = Locale::for_request(req, ui_locale.map(Locale::tag));
     let (client, redirect_uri) = match check_client_and_redirect_uri(provider, &parsed) {
         Ok(v) => v,
         Err(e) => {
             metrics::sign_in_refused(Refusal::InvalidRequest);
-            return provider.error_page(
-                req,
+            return provider.error_page_in(
+                locale,
+                None,
                 StatusCode::BAD_REQUEST,
                 "This sign-in link is not valid",
                 &e,
@@ -149,6 +157,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         prompt_consent: params
             .get("prompt")
             .is_some_and(|p| p.split(' ').any(|v| v == "consent")),
+        ui_locale: ui_locale.map(|l| l.tag().to_string()),
     };
     let result = match reuse_session(req, provider, &rules).await {
         Ok(Some((cookie, session))) => {
@@ -166,6 +175,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
                     cookie: &cookie,
                     session,
                     upstream_token: None,
+                    locale,
                 };
                 complete(provider, request, who).await
             }
@@ -174,7 +184,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
             ErrorCode::LoginRequired,
             "the person is not signed in",
         )),
-        Ok(None) => start_upstream_login(req, provider, request).await,
+        Ok(None) => start_upstream_login(req, provider, request, locale).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(fail)
@@ -386,12 +396,15 @@ fn check_pkce(params: &Params, client: &Client) -> Result<Option<String>, OAuthE
 }
 
 /// Stores the pending login (bound to this browser) and sends the person to
-/// Slack with a fresh state and nonce.
+/// Slack with a fresh state and nonce: at once, or through our sign-in page
+/// when `pages.login_page` is on.
 async fn start_upstream_login(
     req: &HttpRequest,
     provider: &Provider,
     request: ClientRequest,
+    locale: Locale,
 ) -> Result<HttpResponse, OAuthError> {
+    let app = app_name(provider, &request.client_id);
     let (browser_id, new_cookie) = provider.browser_id(req);
     let upstream_state = random_secret();
     let upstream_nonce = random_secret();
@@ -423,14 +436,36 @@ async fn start_upstream_login(
         .put_login(&upstream_state, &login, provider.ttl_login())
         .await
         .map_err(|e| OAuthError::unavailable(&e))?;
-    let mut response = HttpResponse::Found();
-    response
-        .insert_header((header::LOCATION, url))
-        .insert_header((header::CACHE_CONTROL, "no-store"));
+    let mut response = if provider.config.pages.login_page {
+        login_page(provider, locale, &app, url.as_str())
+    } else {
+        HttpResponse::Found()
+            .insert_header((header::LOCATION, url.as_str()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()
+    };
     if let Some(cookie) = new_cookie {
-        response.cookie(cookie);
+        let _ = response.add_cookie(&cookie);
     }
-    Ok(response.finish())
+    Ok(response)
+}
+
+#[derive(serde::Serialize)]
+struct LoginPage<'a> {
+    app: &'a str,
+    slack_url: &'a str,
+}
+
+/// "Sign in to {app}" with a "Sign in with Slack" button: a plain link to
+/// Slack's authorization URL (the pending login already exists), so no form
+/// and no `form-action` is involved.
+fn login_page(provider: &Provider, locale: Locale, app: &str, slack_url: &str) -> HttpResponse {
+    provider.pages.render(
+        "login.html",
+        StatusCode::OK,
+        &Frame::new(locale),
+        &LoginPage { app, slack_url },
+    )
 }
 
 #[cfg(test)]

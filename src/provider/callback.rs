@@ -10,17 +10,19 @@ use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::error::{Cause, ErrorCode, OAuthError};
-use super::grant::{SignedIn, complete};
+use super::grant::{SignedIn, back_link, complete};
 use super::params::Params;
-use crate::observability::metrics::{self, Refusal};
+use crate::observability::metrics::Refusal;
 use crate::store::records::{PendingLogin, secret_hash};
 use crate::upstream::{SlackIdentity, UpstreamError};
+use crate::web::i18n::Locale;
 
 pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
+    let locale = Locale::for_request(&req, None);
     let page = |e: OAuthError| {
-        metrics::sign_in_refused(Refusal::BadState);
-        provider.error_page(
-            &req,
+        provider.error_page_in(
+            locale,
+            None,
             StatusCode::BAD_REQUEST,
             "This sign-in cannot be completed",
             &e,
@@ -30,12 +32,12 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         Ok(p) => p,
         Err(e) => return page(e),
     };
-    let login = match take_pending_login(&req, &provider, &params).await {
+    let login = match take_pending_login(&provider, &params).await {
         Ok(login) => login,
         Err(e) if e.code == ErrorCode::TemporarilyUnavailable => {
-            metrics::sign_in_refused(Refusal::of(&e));
-            return provider.error_page(
-                &req,
+            return provider.error_page_in(
+                locale,
+                None,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable right now",
                 &e,
@@ -43,6 +45,19 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         }
         Err(e) => return page(e),
     };
+    // From here the application is known: the language it asked for, and a
+    // way back to it (its registered origin) when the page is an error.
+    let locale = Locale::for_request(&req, login.request.ui_locale.as_deref());
+    if let Err(e) = check_same_browser(&req, &provider, &login) {
+        let back = back_link(&provider, &login.request);
+        return provider.error_page_in(
+            locale,
+            back.as_ref(),
+            StatusCode::BAD_REQUEST,
+            "This sign-in cannot be completed",
+            &e,
+        );
+    }
     let fail = |reason: Refusal, e: OAuthError| {
         provider.refuse_sign_in(
             &req,
@@ -80,6 +95,7 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         cookie: &cookie,
         session,
         upstream_token: Some(upstream_token),
+        locale,
     };
     let mut response = complete(&provider, request, who)
         .await
@@ -89,9 +105,8 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
 }
 
 /// The pending login is consumed at once (single use, even if a later check
-/// fails) and must have been started by this browser.
+/// fails).
 async fn take_pending_login(
-    req: &HttpRequest,
     provider: &Provider,
     params: &Params,
 ) -> Result<PendingLogin, OAuthError> {
@@ -108,6 +123,15 @@ async fn take_pending_login(
                 "this sign-in has expired or was already completed; start again",
             )
         })?;
+    Ok(login)
+}
+
+/// The pending login must have been started by this browser.
+fn check_same_browser(
+    req: &HttpRequest,
+    provider: &Provider,
+    login: &PendingLogin,
+) -> Result<(), OAuthError> {
     let cookie = req.cookie(provider.browser_cookie);
     let same_browser = cookie
         .map(|c| secret_hash(c.value()))
@@ -117,7 +141,7 @@ async fn take_pending_login(
             "this sign-in was started in another browser (or cookies are blocked); start again",
         ));
     }
-    Ok(login)
+    Ok(())
 }
 
 /// Slack redirects with `error=access_denied` when the person cancels.

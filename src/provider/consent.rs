@@ -8,12 +8,13 @@ use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::error::{OAuthError, redirect_with};
-use super::grant::{SEAL_UPSTREAM, access_denied, issue_code, remember_consent};
+use super::grant::{SEAL_UPSTREAM, access_denied, back_link, issue_code, remember_consent};
 use super::token::form_params;
 use crate::observability::metrics::{self, Refusal};
 use crate::store::Namespace;
 use crate::store::records::{PendingConsent, secret_hash};
 use crate::store::seal;
+use crate::web::i18n::Locale;
 
 pub async fn consent(
     req: HttpRequest,
@@ -21,13 +22,9 @@ pub async fn consent(
     provider: web::Data<Provider>,
 ) -> HttpResponse {
     let page = |e: OAuthError| {
-        // A missing, expired or foreign consent form is a bad state.
-        metrics::sign_in_refused(match Refusal::of(&e) {
-            Refusal::InvalidRequest => Refusal::BadState,
-            other => other,
-        });
-        provider.error_page(
-            &req,
+        provider.error_page_in(
+            Locale::for_request(&req, None),
+            None,
             StatusCode::BAD_REQUEST,
             "This consent cannot be recorded",
             &e,
@@ -58,9 +55,13 @@ pub async fn consent(
         .map(|c| secret_hash(c.value()))
         .is_some_and(|h| bool::from(h.as_bytes().ct_eq(pending.browser_hash.as_bytes())));
     if !same_browser {
-        return page(OAuthError::invalid_request(
-            "this page was opened in another browser; start again",
-        ));
+        return provider.error_page_in(
+            Locale::for_request(&req, pending.request.ui_locale.as_deref()),
+            back_link(&provider, &pending.request).as_ref(),
+            StatusCode::BAD_REQUEST,
+            "This consent cannot be recorded",
+            &OAuthError::invalid_request("this page was opened in another browser; start again"),
+        );
     }
     let request = pending.request;
     if params.get("decision") != Some("allow") {

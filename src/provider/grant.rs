@@ -16,6 +16,9 @@ use crate::store::records::{
 };
 use crate::store::seal;
 use crate::upstream::SlackIdentity;
+use crate::web::headers::{FormAction, form_action_source};
+use crate::web::i18n::{self, Locale};
+use crate::web::pages::{BackLink, Frame};
 
 /// Consents are remembered for a year.
 const CONSENT_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 86400);
@@ -28,6 +31,8 @@ pub struct SignedIn<'a> {
     pub session: Session,
     /// Slack's access token, when the person just came back from Slack.
     pub upstream_token: Option<String>,
+    /// The language of the pages this person sees.
+    pub locale: Locale,
 }
 
 fn consent_key(client_id: &str, sub: &str) -> String {
@@ -150,21 +155,11 @@ pub async fn issue_code(
 
 #[derive(Serialize)]
 struct ConsentPage<'a> {
-    client_name: &'a str,
+    app: &'a str,
     user: String,
     scopes: Vec<&'static str>,
     interaction: &'a str,
     action: String,
-}
-
-fn describe(scope: &str) -> Option<&'static str> {
-    match scope {
-        "openid" => Some("Know who you are on Slack"),
-        "email" => Some("See your email address"),
-        "profile" => Some("See your name, picture and workspace"),
-        "offline_access" => Some("Stay signed in when you are not using it"),
-        _ => None,
-    }
 }
 
 async fn show_consent(
@@ -195,23 +190,49 @@ async fn show_consent(
         )
         .await
         .map_err(|e| OAuthError::unavailable(&e))?;
-    let client = provider.clients.get(&request.client_id);
-    let name = client
-        .as_ref()
-        .and_then(|c| c.name.clone())
-        .unwrap_or_else(|| request.client_id.clone());
+    let name = app_name(provider, &request.client_id);
     let page = ConsentPage {
-        client_name: &name,
+        app: &name,
         user: identity
             .name
             .clone()
             .or(identity.email.clone())
             .unwrap_or(identity.user_id.clone()),
-        scopes: request.scopes.iter().filter_map(|s| describe(s)).collect(),
+        scopes: request
+            .scopes
+            .iter()
+            .filter_map(|s| i18n::scope_text(who.locale, s))
+            .collect(),
         interaction: &interaction,
         action: format!("{}/consent", provider.base_path),
     };
-    Ok(provider.pages.render("consent.html", StatusCode::OK, &page))
+    // Either answer redirects to the application: its origin must be an
+    // allowed form destination, or the browser blocks the redirect.
+    let frame = Frame {
+        locale: who.locale,
+        form_action: form_action_source(&request.redirect_uri)
+            .map_or(FormAction::SelfOnly, FormAction::SelfAnd),
+    };
+    Ok(provider
+        .pages
+        .render("consent.html", StatusCode::OK, &frame, &page))
+}
+
+/// How pages name an application: its registered `client_name`, else its id.
+pub fn app_name(provider: &Provider, client_id: &str) -> String {
+    provider
+        .clients
+        .get(client_id)
+        .and_then(|c| c.name.clone())
+        .unwrap_or_else(|| client_id.to_string())
+}
+
+/// A way back to the application of a validated request, for error pages.
+pub fn back_link(provider: &Provider, request: &ClientRequest) -> Option<BackLink> {
+    BackLink::to_origin_of(
+        &request.redirect_uri,
+        &app_name(provider, &request.client_id),
+    )
 }
 
 pub fn access_denied(request: &ClientRequest, provider: &Provider, why: &str) -> HttpResponse {

@@ -17,16 +17,38 @@ use super::params::Params;
 use super::token::form_params;
 use crate::store::Namespace;
 use crate::store::records::{PendingLogout, random_secret, secret_hash};
+use crate::web::i18n::Locale;
+use crate::web::pages::Frame;
+
+/// RP-Initiated Logout 1.0 §2 lets the application pass `ui_locales` too.
+fn locale(req: &HttpRequest, params: Option<&Params>) -> Locale {
+    Locale::for_request(req, params.and_then(|p| p.get("ui_locales")))
+}
+
+fn invalid_link(req: &HttpRequest, provider: &Provider, e: &OAuthError) -> HttpResponse {
+    provider.error_page_in(
+        locale(req, None),
+        None,
+        StatusCode::BAD_REQUEST,
+        "This sign-out link is not valid",
+        e,
+    )
+}
+
+fn unavailable(provider: &Provider, locale: Locale, e: &OAuthError) -> HttpResponse {
+    provider.error_page_in(
+        locale,
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-out is unavailable right now",
+        e,
+    )
+}
 
 pub async fn get(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
     match Params::parse(req.query_string()) {
         Ok(params) => end_session(&req, &provider, &params).await,
-        Err(e) => provider.error_page(
-            &req,
-            StatusCode::BAD_REQUEST,
-            "This sign-out link is not valid",
-            &e,
-        ),
+        Err(e) => invalid_link(&req, &provider, &e),
     }
 }
 
@@ -37,12 +59,7 @@ pub async fn post(
 ) -> HttpResponse {
     match form_params(&req, &body) {
         Ok(params) => end_session(&req, &provider, &params).await,
-        Err(e) => provider.error_page(
-            &req,
-            StatusCode::BAD_REQUEST,
-            "This sign-out link is not valid",
-            &e,
-        ),
+        Err(e) => invalid_link(&req, &provider, &e),
     }
 }
 
@@ -73,43 +90,37 @@ fn verified_hint(provider: &Provider, params: &Params) -> Option<Hint> {
 }
 
 async fn end_session(req: &HttpRequest, provider: &Provider, params: &Params) -> HttpResponse {
+    let locale = locale(req, Some(params));
     let hint = verified_hint(provider, params);
     let session = match provider.current_session(req).await {
         Ok(s) => s,
-        Err(e) => {
-            return provider.error_page(
-                req,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-out is unavailable right now",
-                &OAuthError::unavailable(&e),
-            );
-        }
+        Err(e) => return unavailable(provider, locale, &OAuthError::unavailable(&e)),
     };
     let redirect = match (&hint, params.get("post_logout_redirect_uri")) {
         (Some(h), Some(uri)) => match provider.clients.get(&h.client_id) {
             Some(c) if c.post_logout_redirect_uris.iter().any(|r| r == uri) => {
                 Some(uri.to_string())
             }
-            _ => return confirm(req, provider, session.map(|(c, _)| c)).await,
+            _ => return confirm(provider, locale, session.map(|(c, _)| c)).await,
         },
-        (None, Some(_)) => return confirm(req, provider, session.map(|(c, _)| c)).await,
+        (None, Some(_)) => return confirm(provider, locale, session.map(|(c, _)| c)).await,
         _ => None,
     };
     let Some(hint) = hint else {
-        return confirm(req, provider, session.map(|(c, _)| c)).await;
+        return confirm(provider, locale, session.map(|(c, _)| c)).await;
     };
     if let Some((_, s)) = &session
         && s.identity.subject() != hint.sub
     {
         // The hint names someone else: let the person decide.
-        return confirm(req, provider, session.map(|(c, _)| c)).await;
+        return confirm(provider, locale, session.map(|(c, _)| c)).await;
     }
     if let Some((cookie, _)) = &session {
         finish(provider, cookie).await;
     }
     let mut response = match redirect {
         Some(uri) => redirect_with(&uri, &[("state", params.get("state"))]),
-        None => signed_out_page(provider),
+        None => signed_out_page(provider, locale),
     };
     let _ = response.add_cookie(&provider.session_cookie_removal());
     response
@@ -132,25 +143,30 @@ async fn finish(provider: &Provider, cookie: &str) {
 struct ConfirmPage {
     token: String,
     action: String,
+    /// Sent back with the form, so the signed-out page keeps the language.
+    ui_locales: &'static str,
 }
 
 #[derive(Serialize)]
 struct SignedOutPage {}
 
-fn signed_out_page(provider: &Provider) -> HttpResponse {
-    provider
-        .pages
-        .render("logged_out.html", StatusCode::OK, &SignedOutPage {})
+fn signed_out_page(provider: &Provider, locale: Locale) -> HttpResponse {
+    provider.pages.render(
+        "logged_out.html",
+        StatusCode::OK,
+        &Frame::new(locale),
+        &SignedOutPage {},
+    )
 }
 
 /// Asks the person to confirm. Without a session there is nothing to end.
 async fn confirm(
-    req: &HttpRequest,
     provider: &Provider,
+    locale: Locale,
     session_cookie: Option<String>,
 ) -> HttpResponse {
     let Some(cookie) = session_cookie else {
-        return signed_out_page(provider);
+        return signed_out_page(provider, locale);
     };
     let token = random_secret();
     let pending = PendingLogout {
@@ -166,20 +182,19 @@ async fn confirm(
         )
         .await
     {
-        return provider.error_page(
-            req,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-out is unavailable right now",
-            &OAuthError::unavailable(&e),
-        );
+        return unavailable(provider, locale, &OAuthError::unavailable(&e));
     }
     let page = ConfirmPage {
         token,
         action: format!("{}/logout/confirm", provider.base_path),
+        ui_locales: locale.tag(),
     };
-    provider
-        .pages
-        .render("logout_confirm.html", StatusCode::OK, &page)
+    provider.pages.render(
+        "logout_confirm.html",
+        StatusCode::OK,
+        &Frame::new(locale),
+        &page,
+    )
 }
 
 /// The confirmation form's answer.
@@ -188,15 +203,18 @@ pub async fn confirmed(
     body: web::Bytes,
     provider: web::Data<Provider>,
 ) -> HttpResponse {
+    let params = form_params(&req, &body);
+    let locale = locale(&req, params.as_ref().ok());
     let page = |e: OAuthError| {
-        provider.error_page(
-            &req,
+        provider.error_page_in(
+            locale,
+            None,
             StatusCode::BAD_REQUEST,
             "This sign-out cannot be completed",
             &e,
         )
     };
-    let params = match form_params(&req, &body) {
+    let params = match params {
         Ok(p) => p,
         Err(e) => return page(e),
     };
@@ -230,7 +248,7 @@ pub async fn confirmed(
     if let Some(cookie) = cookie {
         finish(&provider, &cookie).await;
     }
-    let mut response = signed_out_page(&provider);
+    let mut response = signed_out_page(&provider, locale);
     let _ = response.add_cookie(&provider.session_cookie_removal());
     response
 }

@@ -35,7 +35,8 @@ use crate::store::records::{Records, random_secret};
 use crate::upstream::SlackClient;
 use crate::web::Pages;
 use crate::web::cached::CachedJson;
-use crate::web::pages::ErrorPage;
+use crate::web::i18n::Locale;
+use crate::web::pages::{BackLink, ErrorPage};
 use clients::Clients;
 use error::OAuthError;
 
@@ -72,9 +73,8 @@ impl Provider {
         Duration::from_secs(self.config.tokens.access_token_ttl_secs)
     }
 
-    /// An error page for the person in the browser. Its reference is the
-    /// request id (the `X-Request-Id` answer header, and a field of every log
-    /// line of this request), so an operator can grep for it.
+    /// An error page for the person in the browser, in English. The
+    /// reference also goes to the log, so an operator can find what happened.
     pub fn error_page(
         &self,
         req: &HttpRequest,
@@ -82,15 +82,32 @@ impl Provider {
         title: &str,
         error: &OAuthError,
     ) -> HttpResponse {
-        let reference = crate::observability::request_id(req);
+        self.error_page_in(Locale::for_request(req, None), None, status, title, error)
+    }
+
+    /// An error page in the person's language, with a way back to the
+    /// application when its client and redirect URI were validated.
+    pub fn error_page_in(
+        &self,
+        locale: Locale,
+        back: Option<&BackLink>,
+        status: StatusCode,
+        title: &str,
+        error: &OAuthError,
+    ) -> HttpResponse {
+        // The request id: also the X-Request-Id answer header and a field
+        // of every log line of this request, so an operator can grep it.
+        let reference = crate::observability::request::current_request_id();
         tracing::warn!(reference, error = error.code.as_str(), description = %error.description, "{title}");
         let mut page = self.pages.error(
             status,
+            locale,
             &ErrorPage {
                 title,
                 description: &error.description,
                 error: error.code.as_str(),
                 reference: &reference,
+                back,
             },
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {

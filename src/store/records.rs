@@ -38,6 +38,10 @@ pub struct ClientRequest {
     /// `prompt=consent` was asked.
     #[serde(default)]
     pub prompt_consent: bool,
+    /// The language `ui_locales` chose for our pages (`en`, `fr`), kept so
+    /// the pages after Slack speak it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_locale: Option<String>,
 }
 
 /// An authorization request waiting for the person to come back from Slack.

@@ -51,6 +51,9 @@ pub struct Setup {
     pub refresh_grace_secs: u64,
     /// Back-channel logout URI of the `REFRESH` client.
     pub backchannel_uri: Option<String>,
+    /// TOML appended to the config file: more `[[clients]]`, or tables the
+    /// file does not have yet (`[pages]`).
+    pub extra_toml: String,
 }
 
 pub struct Bridge {
@@ -235,6 +238,7 @@ client_name = "Consent-Requiring App"
 client_secret = "{consent_secret}"
 redirect_uris = ["{REDIRECT_URI}"]
 require_consent = true
+{extra}
 "#,
         keys = dir.path().join("keys").display(),
         teams = teams.join(", "),
@@ -255,5 +259,6 @@ require_consent = true
             .as_ref()
             .map(|u| format!("backchannel_logout_uri = \"{u}\""))
             .unwrap_or_default(),
+        extra = setup.extra_toml,
     )
 }

@@ -46,7 +46,7 @@ impl Refusal {
 pub async fn authorize(req: HttpRequest, config: web::Data<Config>) -> HttpResponse {
     let params = form_pairs(req.query_string().as_bytes());
     match validate(&config, &params) {
-        Ok(authz) => pick_user_page(&authz.app.client_id, &params, &config.users),
+        Ok(authz) => pick_user_page(&req, &authz.app.client_id, &params, &config.users),
         Err(refusal) => refusal.page(),
     }
 }

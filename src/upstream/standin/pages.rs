@@ -1,14 +1,22 @@
 //! The stand-in's HTML: Slack-style error pages and the "pick a test user"
-//! page that replaces Slack's login and consent screens.
+//! page that replaces Slack's login and consent screens (a template of the
+//! bridge's, `templates/standin/pick_user.html`).
 //!
 //! Everything echoed from a request is escaped: a redirect URI or state is
 //! attacker-chosen, and these pages run on the developer's machine.
 
-use actix_web::HttpResponse;
+use std::sync::LazyLock;
+
 use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
 
 use super::StandinUser;
 use super::http::html;
+use crate::web::Pages;
+use crate::web::headers::FormAction;
+use crate::web::i18n::Locale;
+use crate::web::pages::Frame;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -29,10 +37,7 @@ pub fn escape(s: &str) -> String {
 const STYLE: &str = "body{font-family:Lato,Helvetica,Arial,sans-serif;background:#f8f8f8;color:#1d1c1d;margin:0}\
 main{max-width:34rem;margin:4rem auto;background:#fff;border:1px solid #ddd;border-radius:8px;padding:2rem}\
 h1{font-size:1.4rem;margin-top:0}code{background:#f4f4f4;padding:.1rem .3rem;word-break:break-all}\
-.user{display:block;width:100%;text-align:left;margin:.5rem 0;padding:.8rem 1rem;border:1px solid #bbb;\
-border-radius:6px;background:#fff;cursor:pointer;font-size:1rem}.user:hover{background:#f0f7ff}\
-.user small{display:block;color:#616061}.cancel{margin-top:1rem;padding:.6rem 1rem;border:0;background:none;\
-color:#1264a3;cursor:pointer;font-size:1rem}footer{margin-top:1.5rem;font-size:.8rem;color:#616061}";
+footer{margin-top:1.5rem;font-size:.8rem;color:#616061}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -65,42 +70,62 @@ pub fn redirect_mismatch_page(passed: &str) -> HttpResponse {
     html(StatusCode::BAD_REQUEST, page("Error", &body))
 }
 
-/// The user picker. Its form posts every authorize parameter back, plus the
-/// chosen `user` (an id, or `deny` for Cancel).
+/// The user picker, in the browser's language (Slack's own authorize request
+/// carries no `ui_locales`). Its form posts every authorize parameter back,
+/// plus the chosen `user` (an id, or `deny` for Cancel). Rendered with the
+/// bridge's templates and look, escaped by tera.
 pub fn pick_user_page(
+    req: &HttpRequest,
     app_name: &str,
     params: &[(String, String)],
     users: &[StandinUser],
 ) -> HttpResponse {
-    let mut hidden = String::new();
-    for (k, v) in params.iter().filter(|(k, _)| k != "user") {
-        hidden.push_str(&format!(
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-            escape(k),
-            escape(v)
-        ));
+    #[derive(Serialize)]
+    struct Hidden<'a> {
+        name: &'a str,
+        value: &'a str,
     }
-    let mut buttons = String::new();
-    for u in users {
-        let email = u.email.as_deref().unwrap_or("(no email)");
-        let team = match &u.enterprise_name {
-            Some(org) => format!("{} · {}", u.team_name, org),
-            None => u.team_name.clone(),
-        };
-        buttons.push_str(&format!(
-            "<button class=\"user\" type=\"submit\" name=\"user\" value=\"{id}\">{name}\
-             <small>{email} · {team} ({id})</small></button>",
-            id = escape(&u.user_id),
-            name = escape(&u.name),
-            email = escape(email),
-            team = escape(&team),
-        ));
+    #[derive(Serialize)]
+    struct User<'a> {
+        id: &'a str,
+        name: &'a str,
+        email: Option<&'a str>,
+        team: String,
     }
-    let body = format!(
-        "<h1>Sign in to <code>{app}</code> with Slack</h1><p>Pick a test user:</p>\
-         <form method=\"post\" action=\"/openid/connect/authorize/decide\">{hidden}{buttons}\
-         <button class=\"cancel\" type=\"submit\" name=\"user\" value=\"deny\">Cancel</button></form>",
-        app = escape(app_name),
-    );
-    html(StatusCode::OK, page("Sign in with Slack", &body))
+    #[derive(Serialize)]
+    struct Picker<'a> {
+        app: &'a str,
+        params: Vec<Hidden<'a>>,
+        users: Vec<User<'a>>,
+    }
+    let picker = Picker {
+        app: app_name,
+        params: params
+            .iter()
+            .filter(|(k, _)| k != "user")
+            .map(|(name, value)| Hidden { name, value })
+            .collect(),
+        users: users
+            .iter()
+            .map(|u| User {
+                id: &u.user_id,
+                name: &u.name,
+                email: u.email.as_deref(),
+                team: match &u.enterprise_name {
+                    Some(org) => format!("{} · {}", u.team_name, org),
+                    None => u.team_name.clone(),
+                },
+            })
+            .collect(),
+    };
+    // The picker's answer redirects to the bridge, which redirects on to an
+    // application: no `form-action` could name them all.
+    let frame = Frame {
+        locale: Locale::for_request(req, None),
+        form_action: FormAction::Unrestricted,
+    };
+    PAGES.render("standin/pick_user.html", StatusCode::OK, &frame, &picker)
 }
+
+static PAGES: LazyLock<Pages> =
+    LazyLock::new(|| Pages::new().expect("the compiled-in templates parse"));
