@@ -81,7 +81,7 @@ fn documents(c: &mut Criterion) {
         .collect();
     let jwks = CachedJson::new(&jsonwebtoken::jwk::JwkSet { keys }, 300);
     let plain = TestRequest::get().to_http_request();
-    let etag = jwks.respond(&plain).headers()["etag"].clone();
+    let etag = jwks.respond(&plain).headers().get("etag").unwrap().clone();
     let revalidate = TestRequest::get()
         .insert_header(("if-none-match", etag))
         .to_http_request();
