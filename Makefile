@@ -1,5 +1,5 @@
 # Everyday commands. `make help` lists them.
-.PHONY: help run test lint fmt check-config
+.PHONY: help run test lint fmt check-config bench
 
 help:
 	@echo "make run           run the bridge locally (config/dev.toml, built-in Slack stand-in)"
@@ -7,6 +7,7 @@ help:
 	@echo "make lint          cargo fmt --check and clippy with warnings as errors"
 	@echo "make fmt           format the code"
 	@echo "make check-config  validate config/dev.toml and config/bridge.example.toml"
+	@echo "make bench         load benchmark (3 s per scenario) and criterion micro-benchmarks"
 
 run:
 	cargo run -- serve --config config/dev.toml
@@ -24,3 +25,10 @@ fmt:
 check-config:
 	cargo run -q -- check-config --config config/dev.toml
 	cargo run -q -- check-config --config config/bridge.example.toml
+
+# A short load run (the README's figures use --duration 10) and the criterion
+# micro-benchmarks. Both build in release mode.
+BENCH_DURATION ?= 3
+bench:
+	cargo bench --bench load -- --duration $(BENCH_DURATION)
+	cargo bench --bench hot_paths

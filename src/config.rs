@@ -55,6 +55,11 @@ pub enum StoreBackend {
 pub struct StoreConfig {
     pub backend: StoreBackend,
     pub redis_url: String,
+    /// Redis Cluster: `redis_url` and `redis_cluster_nodes` are seed nodes of
+    /// one cluster (any of its masters or replicas); the others are found.
+    pub redis_cluster: bool,
+    /// More seed nodes of the cluster, tried when `redis_url` is down.
+    pub redis_cluster_nodes: Vec<String>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Every store call gives up after this long and the request answers 503.
@@ -68,6 +73,8 @@ impl Default for StoreConfig {
         StoreConfig {
             backend: StoreBackend::Memory,
             redis_url: "redis://127.0.0.1:6379/0".into(),
+            redis_cluster: false,
+            redis_cluster_nodes: Vec::new(),
             key_prefix: "sob:".into(),
             timeout_ms: 2000,
             memory_max_entries: 100_000,
@@ -479,6 +486,19 @@ impl Config {
         }
         if self.store.backend == StoreBackend::Redis {
             redis_url_ok(&self.store.redis_url).map_err(|m| err("store.redis_url", m))?;
+            if self.store.redis_cluster {
+                cluster_node_ok(&self.store.redis_url).map_err(|m| err("store.redis_url", m))?;
+                for (i, url) in self.store.redis_cluster_nodes.iter().enumerate() {
+                    let key = format!("store.redis_cluster_nodes[{i}]");
+                    redis_url_ok(url).map_err(|m| err(&key, m))?;
+                    cluster_node_ok(url).map_err(|m| err(&key, m))?;
+                }
+            } else if !self.store.redis_cluster_nodes.is_empty() {
+                return Err(err(
+                    "store.redis_cluster_nodes",
+                    "is only used with store.redis_cluster = true",
+                ));
+            }
         }
         for (name, v) in [
             (
@@ -688,6 +708,18 @@ fn redis_url_ok(s: &str) -> Result<(), String> {
         "rediss" => Err("TLS to Redis (rediss://) is not supported yet: reach Redis over a private network or a TLS tunnel".into()),
         other => Err(format!("scheme \"{other}\" is not redis:// or rediss://")),
     }
+}
+
+/// A cluster node is reached over TCP, and a cluster has only database 0.
+fn cluster_node_ok(s: &str) -> Result<(), String> {
+    let url = Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if url.scheme() != "redis" {
+        return Err("a Redis Cluster node must be a redis://host:port URL".into());
+    }
+    if !matches!(url.path(), "" | "/" | "/0") {
+        return Err("Redis Cluster has only database 0: leave the path empty or /0".into());
+    }
+    Ok(())
 }
 
 pub fn is_loopback_host(host: &str) -> bool {
@@ -1056,5 +1088,45 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
             load(&text, &[]).unwrap_err().path,
             "clients[0].client_secret"
         );
+    }
+
+    #[test]
+    fn redis_cluster_takes_seed_nodes_on_database_0_over_tcp() {
+        let cluster = |extra: &str| {
+            format!(
+                "{MINIMAL}[store]\nbackend = \"redis\"\nredis_url = \"redis://10.0.0.1:7000\"\nredis_cluster = true\n{extra}"
+            )
+        };
+        let c = load(
+            &cluster("redis_cluster_nodes = [\"redis://10.0.0.2:7000\"]"),
+            &[],
+        )
+        .unwrap();
+        assert!(c.store.redis_cluster);
+        assert_eq!(c.store.redis_cluster_nodes, vec!["redis://10.0.0.2:7000"]);
+        let c = load(
+            &cluster(""),
+            &[("BRIDGE_STORE__REDIS_CLUSTER_NODES__0", "redis://10.0.0.3:7000")],
+        )
+        .unwrap();
+        assert_eq!(c.store.redis_cluster_nodes, vec!["redis://10.0.0.3:7000"]);
+
+        let e = load(&cluster("redis_cluster_nodes = [\"redis://h:1/2\"]"), &[]).unwrap_err();
+        assert_eq!(e.path, "store.redis_cluster_nodes[0]");
+        assert!(e.message.contains("database 0"), "{}", e.message);
+        let e = load(
+            &cluster("").replace("redis://10.0.0.1:7000", "unix:///tmp/redis.sock"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "store.redis_url");
+        let e = load(
+            &format!(
+                "{MINIMAL}[store]\nbackend = \"redis\"\nredis_cluster_nodes = [\"redis://h:1\"]"
+            ),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "store.redis_cluster_nodes");
     }
 }

@@ -60,12 +60,7 @@ pub fn build_store(config: &Config) -> anyhow::Result<DynStore> {
             memory
         }
         StoreBackend::Redis => Arc::new(
-            store::redis::RedisStore::new(
-                &config.store.redis_url,
-                &config.store.key_prefix,
-                config.store.timeout(),
-            )
-            .context("store.redis_url")?,
+            store::redis::RedisStore::from_config(&config.store).context("store.redis_url")?,
         ),
     })
 }

@@ -365,6 +365,11 @@ async fn refresh(
         },
     )
     .await?;
+    // The successor is only ever read back within the reuse grace window
+    // (`reuse`); without one, the tombstone the swap wrote is all there is.
+    if provider.config.tokens.refresh_reuse_grace_secs == 0 {
+        return Ok(response);
+    }
     let sealed = seal::seal(
         token,
         SEAL_SUCCESSOR,

@@ -1,29 +1,35 @@
-//! The Redis backend, for several bridge instances sharing one store.
+//! The Redis backend, for several bridge instances sharing one store, on one
+//! Redis server or on a Redis Cluster (`store.redis_cluster`).
 //!
-//! - **Lazy connect.** [`RedisStore::new`] only parses the URL: the bridge must
-//!   start (and report "not ready" on `/readyz`) while Redis is down. The
-//!   connection is opened by the first call and re-opened by a later call
-//!   after it failed, so the store heals without being rebuilt.
+//! - **Lazy connect.** [`RedisStore::new`] and [`RedisStore::cluster`] only
+//!   parse the URLs: the bridge must start (and report "not ready" on
+//!   `/readyz`) while Redis is down. The connection is opened by the first
+//!   call and re-opened by a later call after it failed, so the store heals
+//!   without being rebuilt.
 //! - **Bounded calls.** Every operation, a connect attempt included, is cut
 //!   off after `timeout`: a down, unreachable or frozen Redis becomes
 //!   [`StoreError::Unavailable`] (a quick 503), never a request that hangs.
 //! - **One key per command.** No `MULTI` or multi-key commands; the two Lua
 //!   scripts (`take`, and undoing a late `swap`) touch the one key they are
-//!   given, so every command is also valid on Redis Cluster (no
-//!   `CROSSSLOT`); only the connection type would change there.
+//!   given, so every command is valid on Redis Cluster (no `CROSSSLOT`): the
+//!   cluster client routes each to the master of that key's slot and follows
+//!   `MOVED`/`ASK` redirections. Only the connection type differs.
 //! - **Nothing lost to a timeout.** A single-use read or a swap that reaches
 //!   a frozen Redis and runs after the caller gave up (and answered 503) is
 //!   undone when its late answer arrives, so the retry the 503 invites works.
 
 use std::fmt;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Cmd, FromRedisValue, RedisError, Value};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use async_trait::async_trait;
 
 use super::{Namespace, Store, StoreError, StoreResult};
+use crate::config::StoreConfig;
 
 /// How long a call that timed out still waits for its answer, to undo it.
 const LATE_ANSWER_WAIT: Duration = Duration::from_secs(300);
@@ -45,85 +51,230 @@ const UNDO_SWAP_SCRIPT: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then re
 /// Redis refuses expiry times that overflow its clock; no real TTL comes near.
 const MAX_TTL_MS: u64 = i64::MAX as u64 / 4;
 
+/// How many times the cluster client re-sends a command after a redirection
+/// (`MOVED`, `ASK`) or a reconnect; the store's timeout bounds them all.
+const CLUSTER_RETRIES: u32 = 3;
+
+/// One connection handle, to one server or to a cluster; cheap to clone.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How connections are made: a single server's client, or a cluster client
+/// (one with a response timeout, one without for calls that may be undone).
+enum Connector {
+    Single(Client),
+    Cluster {
+        bounded: ClusterClient,
+        unbounded: ClusterClient,
+        /// Serializes connecting, so a burst of first calls opens one
+        /// cluster connection, not one each.
+        connecting: tokio::sync::Mutex<()>,
+    },
+}
+
 pub struct RedisStore {
-    client: Client,
+    connector: Connector,
     key_prefix: String,
     timeout: Duration,
-    /// Created on first use. It reconnects by itself after I/O errors; after
-    /// any other error it is dropped so the next call starts from scratch.
-    manager: Mutex<Option<ConnectionManager>>,
+    /// Created on first use. A single-server manager reconnects by itself
+    /// after I/O errors, a cluster connection re-resolves its nodes; after
+    /// any other error the handle is dropped so the next call starts from
+    /// scratch.
+    manager: Mutex<Option<Conn>>,
     /// A second connection without a response timeout, for calls that may
     /// have to be undone: it keeps waiting for a late answer after the caller
     /// gave up, so the answer can be acted on.
-    undoable: Mutex<Option<ConnectionManager>>,
+    undoable: Mutex<Option<Conn>>,
+}
+
+/// Which of the two connections a call uses.
+#[derive(Clone, Copy)]
+enum Line {
+    /// Responses bounded by the timeout.
+    Bounded,
+    /// No response timeout: late answers still arrive (see `run_undoable`).
+    Undoable,
 }
 
 impl RedisStore {
-    /// Parses `url` without connecting. `key_prefix` is prepended verbatim to
-    /// every key (e.g. `"sob:"`); `timeout` bounds every call.
+    /// One Redis server. Parses `url` without connecting. `key_prefix` is
+    /// prepended verbatim to every key (e.g. `"sob:"`); `timeout` bounds
+    /// every call.
     pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
         // The parser's messages never echo the URL, so no password can leak.
         let client = Client::open(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-        Ok(RedisStore {
-            client,
+        Ok(Self::with(Connector::Single(client), key_prefix, timeout))
+    }
+
+    /// A Redis Cluster reached through `seeds` (any of its nodes; the others
+    /// are discovered). Parses the URLs without connecting.
+    pub fn cluster(
+        seeds: &[String],
+        key_prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisStore, StoreError> {
+        if seeds.is_empty() {
+            return Err(StoreError::Unavailable(
+                "a Redis Cluster needs at least one node URL".into(),
+            ));
+        }
+        let invalid = |e: RedisError| StoreError::Unavailable(format!("invalid Redis URL: {e}"));
+        let builder = || {
+            ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                .connection_timeout(timeout)
+                .retries(CLUSTER_RETRIES)
+                .min_retry_wait(10)
+                .max_retry_wait(timeout.as_millis().clamp(10, 500) as u64)
+        };
+        let bounded = builder().response_timeout(timeout).build().map_err(invalid)?;
+        let unbounded = builder().build().map_err(invalid)?;
+        Ok(Self::with(
+            Connector::Cluster {
+                bounded,
+                unbounded,
+                connecting: tokio::sync::Mutex::new(()),
+            },
+            key_prefix,
+            timeout,
+        ))
+    }
+
+    /// The store `config` describes (`backend = "redis"`): one server at
+    /// `redis_url`, or with `redis_cluster` a cluster whose seed nodes are
+    /// `redis_url` and `redis_cluster_nodes`.
+    pub fn from_config(config: &StoreConfig) -> Result<RedisStore, StoreError> {
+        if config.redis_cluster {
+            let seeds: Vec<String> = std::iter::once(config.redis_url.clone())
+                .chain(config.redis_cluster_nodes.iter().cloned())
+                .collect();
+            Self::cluster(&seeds, &config.key_prefix, config.timeout())
+        } else {
+            Self::new(&config.redis_url, &config.key_prefix, config.timeout())
+        }
+    }
+
+    fn with(connector: Connector, key_prefix: &str, timeout: Duration) -> RedisStore {
+        RedisStore {
+            connector,
             key_prefix: key_prefix.to_string(),
             timeout,
             manager: Mutex::new(None),
             undoable: Mutex::new(None),
-        })
+        }
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connector, Connector::Cluster { .. })
     }
 
     fn key(&self, ns: Namespace, key: &str) -> String {
         format!("{}{}:{}", self.key_prefix, ns.as_str(), key)
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<ConnectionManager>> {
+    fn slot(&self, line: Line) -> std::sync::MutexGuard<'_, Option<Conn>> {
+        let slot = match line {
+            Line::Bounded => &self.manager,
+            Line::Undoable => &self.undoable,
+        };
         // The slot holds a clonable handle and is only ever replaced whole.
-        self.manager.lock().unwrap_or_else(|p| p.into_inner())
+        slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn undoable_manager(&self) -> Result<ConnectionManager, RedisError> {
-        let mut slot = self.undoable.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(manager) = slot.as_ref() {
-            return Ok(manager.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(None)
-            .set_number_of_retries(0);
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        *slot = Some(manager.clone());
-        Ok(manager)
+    /// Drops the connection of `line`, so the next call makes a new one.
+    fn forget(&self, line: Line) {
+        *self.slot(line) = None;
     }
 
-    /// The shared connection manager, created (not connected) on first use.
-    /// Must run inside the Tokio runtime, which is why `new` does not do it.
-    fn manager(&self) -> Result<ConnectionManager, RedisError> {
-        let mut slot = self.slot();
-        if let Some(manager) = slot.as_ref() {
-            return Ok(manager.clone());
+    /// The shared connection of `line`, created on first use. A single
+    /// server's manager is created without connecting; a cluster connection
+    /// connects here (the caller's timeout bounds it). Must run inside the
+    /// Tokio runtime, which is why `new` does not do it.
+    async fn connection(&self, line: Line) -> Result<Conn, RedisError> {
+        if let Some(conn) = self.slot(line).as_ref() {
+            return Ok(conn.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            // Fail fast while Redis is down; the next call tries again.
-            .set_number_of_retries(0);
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        *slot = Some(manager.clone());
-        Ok(manager)
+        match &self.connector {
+            Connector::Single(client) => {
+                let mut slot = self.slot(line);
+                if let Some(conn) = slot.as_ref() {
+                    return Ok(conn.clone());
+                }
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(match line {
+                        Line::Bounded => Some(self.timeout),
+                        Line::Undoable => None,
+                    })
+                    // Fail fast while Redis is down; the next call tries again.
+                    .set_number_of_retries(0);
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+                let conn = Conn::Single(manager);
+                *slot = Some(conn.clone());
+                Ok(conn)
+            }
+            Connector::Cluster {
+                bounded,
+                unbounded,
+                connecting,
+            } => {
+                let _one_at_a_time = connecting.lock().await;
+                if let Some(conn) = self.slot(line).as_ref() {
+                    return Ok(conn.clone());
+                }
+                let client = match line {
+                    Line::Bounded => bounded,
+                    Line::Undoable => unbounded,
+                };
+                let conn = Conn::Cluster(client.get_async_connection().await?);
+                *self.slot(line) = Some(conn.clone());
+                Ok(conn)
+            }
+        }
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
-        let mut manager = self.manager()?;
-        match cmd.query_async(&mut manager).await {
+        let mut conn = self.connection(Line::Bounded).await?;
+        match cmd.query_async(&mut conn).await {
             // The manager answers with the outcome of its last connect attempt,
             // made right after the previous failure: while Redis was down that
             // is a refusal, so the first call after Redis returns would fail
             // too. This failure has started a fresh attempt, which the retry
             // waits for. A refused connect means the command was never sent,
             // so retrying is safe even for GETDEL.
-            Err(e) if e.is_connection_refusal() => cmd.query_async(&mut manager).await,
+            Err(e) if e.is_connection_refusal() => cmd.query_async(&mut conn).await,
             result => result,
         }
     }
@@ -136,7 +287,7 @@ impl RedisStore {
                 if !e.is_io_error() {
                     // The manager only reconnects after I/O errors; after e.g. a
                     // refused AUTH it would return the same error forever.
-                    *self.slot() = None;
+                    self.forget(Line::Bounded);
                 }
                 Err(StoreError::Unavailable(format!("Redis: {e}")))
             }
@@ -157,9 +308,21 @@ impl RedisStore {
         T: FromRedisValue + Send + 'static,
         U: FnOnce(&T) -> Option<Cmd> + Send + 'static,
     {
-        let manager = self
-            .undoable_manager()
-            .map_err(|e| StoreError::Unavailable(format!("Redis: {e}")))?;
+        let started = Instant::now();
+        let manager = match tokio::time::timeout(self.timeout, self.connection(Line::Undoable)).await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                self.forget(Line::Undoable);
+                return Err(StoreError::Unavailable(format!("Redis: {e}")));
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "Redis did not answer within {} ms",
+                    self.timeout.as_millis()
+                )));
+            }
+        };
         let mut task = {
             let mut manager = manager.clone();
             tokio::spawn(async move {
@@ -169,11 +332,12 @@ impl RedisStore {
                 }
             })
         };
-        match tokio::time::timeout(self.timeout, &mut task).await {
+        let left = self.timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, &mut task).await {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => {
                 if !e.is_io_error() {
-                    *self.undoable.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    self.forget(Line::Undoable);
                 }
                 Err(StoreError::Unavailable(format!("Redis: {e}")))
             }
@@ -235,6 +399,7 @@ impl fmt::Debug for RedisStore {
     // Leaves out the client, whose connection info holds the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field("cluster", &self.is_cluster())
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()

@@ -54,6 +54,9 @@ pub struct Setup {
     /// TOML appended to the config file: more `[[clients]]`, or tables the
     /// file does not have yet (`[pages]`).
     pub extra_toml: String,
+    /// Seed nodes of a Redis Cluster (`store.redis_cluster`); when set it is
+    /// the store, and `redis_url` is not used.
+    pub redis_cluster: Option<Vec<String>>,
 }
 
 pub struct Bridge {
@@ -137,6 +140,74 @@ impl Bridge {
     }
 }
 
+/// A second bridge process sharing a first one's config: the same issuer,
+/// store (and key prefix), key directory, clients and Slack stand-in; only
+/// the listen port differs. Requests reach it on its own port: routes do not
+/// depend on the Host header.
+pub struct Sibling {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Bridge {
+    /// Starts another instance of this bridge (see [`Sibling`]) with the
+    /// same `BRIDGE_` overrides `env`.
+    pub async fn start_sibling(&self, env: &[(String, String)]) -> Sibling {
+        let own_port = self.base.rsplit(':').next().unwrap();
+        let port = free_port();
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let listen = format!("listen = \"127.0.0.1:{own_port}\"");
+        assert!(text.contains(&listen), "the config has no {listen}");
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("bridge.toml");
+        std::fs::write(
+            &config_path,
+            text.replace(&listen, &format!("listen = \"127.0.0.1:{port}\"")),
+        )
+        .unwrap();
+        let sibling = Sibling {
+            base: format!("http://127.0.0.1:{port}"),
+            child: spawn(&config_path, &dir, env),
+            dir,
+        };
+        wait_healthy(&sibling.base, || sibling.log()).await;
+        sibling
+    }
+}
+
+impl Sibling {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything this instance wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bridge.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_healthy(base: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let http = reqwest::Client::new();
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the bridge did not become healthy; its log:\n{}", log());
+}
+
 impl Drop for Bridge {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -173,9 +244,19 @@ fn config_text(
     setup: &Setup,
     dir: &tempfile::TempDir,
 ) -> String {
-    let store = match &setup.redis_url {
-        None => "backend = \"memory\"".to_string(),
-        Some(url) => format!(
+    let store = match (&setup.redis_cluster, &setup.redis_url) {
+        (Some(seeds), _) => format!(
+            "backend = \"redis\"\nredis_cluster = true\nredis_url = \"{}\"\nredis_cluster_nodes = [{}]\nkey_prefix = \"t{}:\"\ntimeout_ms = 2000",
+            seeds[0],
+            seeds[1..]
+                .iter()
+                .map(|u| format!("\"{u}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            free_port()
+        ),
+        (None, None) => "backend = \"memory\"".to_string(),
+        (None, Some(url)) => format!(
             "backend = \"redis\"\nredis_url = \"{url}\"\nkey_prefix = \"t{}:\"\ntimeout_ms = 1000",
             free_port()
         ),

@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod browser;
 pub mod receiver;
+pub mod redis_cluster;
 pub mod redis_server;
 
 /// Runs each named scenario `async fn name(setup: Setup)` twice: on the
