@@ -184,7 +184,7 @@ border-top:1px solid #e3eaee;overflow-wrap:anywhere}th{width:9rem;color:#4f6470;
 pre{background:#f4f7f9;padding:.75rem;overflow:auto;font-size:.85rem}\
 .button{display:inline-block;padding:.6rem 1.2rem;border-radius:.5rem;background:#0b6e99;color:#fff;\
 text-decoration:none;font-weight:600;margin:0 .5rem .5rem 0}.quiet{background:#e3eaee;color:#17232b}\
-.note{color:#4f6470;font-size:.9rem}";
+.note{color:#4f6470;font-size:.9rem}details{margin:1rem 0}summary{cursor:pointer}";
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

@@ -104,7 +104,7 @@ fn assert_inline_style_allowed(html: &str, csp: &str) {
     let start = html.find("<style>").expect("an inline stylesheet") + "<style>".len();
     let end = html[start..].find("</style>").unwrap() + start;
     let hash =
-        STANDARD.encode(digest::digest(&digest::SHA256, html[start..end].as_bytes()).as_ref());
+        STANDARD.encode(digest::digest(&digest::SHA256, &html.as_bytes()[start..end]).as_ref());
     assert!(
         csp.contains(&format!("style-src 'sha256-{hash}'")),
         "the stylesheet's hash {hash} is not in {csp}"
@@ -126,7 +126,8 @@ async fn the_error_page_speaks_the_language_of_ui_locales_then_accept_language()
     let bridge = Bridge::start(Setup::default()).await;
     let browser = Browser::new();
     let bad = auth_params("nobody", "st", "n");
-    let cases: [(&[(&str, &str)], Option<&str>, &str); 6] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+    let cases: [Case; 6] = [
         (&[], None, "en"),
         (&[("ui_locales", "fr")], None, "fr"),
         (&[("ui_locales", "de fr-CA")], Some("en"), "fr"),

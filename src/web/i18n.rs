@@ -155,8 +155,9 @@ pub struct Messages {
     pub logged_out_heading: &'static str,
     pub logged_out_body: &'static str,
 
+    pub standin_badge: &'static str,
     pub standin_title: &'static str,
-    pub standin_heading: &'static str,
+    pub standin_app: &'static str,
     pub standin_pick: &'static str,
     pub standin_cancel: &'static str,
     pub standin_no_email: &'static str,
@@ -175,7 +176,7 @@ pub static EN: Messages = Messages {
     login_heading: "Sign in to {app}",
     login_intro: "{app} uses your Slack account to sign you in.",
     login_button: "Sign in with Slack",
-    login_hint: "Slack will ask you to confirm, then bring you back to {app}.",
+    login_hint: "Slack may ask you to confirm, then brings you back to {app}.",
 
     consent_title: "Allow {app}?",
     consent_account: "Slack account: {user}",
@@ -194,8 +195,9 @@ pub static EN: Messages = Messages {
     logged_out_heading: "You are signed out",
     logged_out_body: "You can close this window.",
 
+    standin_badge: "Slack stand-in",
     standin_title: "Sign in with Slack",
-    standin_heading: "Sign in to {app} with Slack",
+    standin_app: "Slack app {app} asks who you are.",
     standin_pick: "Pick a test user",
     standin_cancel: "Cancel",
     standin_no_email: "(no email)",
@@ -214,7 +216,7 @@ pub static FR: Messages = Messages {
     login_heading: "Connexion à {app}",
     login_intro: "{app} utilise votre compte Slack pour vous identifier.",
     login_button: "Se connecter avec Slack",
-    login_hint: "Slack vous demandera de confirmer, puis vous ramènera à {app}.",
+    login_hint: "Slack vous demandera peut-être de confirmer, puis vous ramènera à {app}.",
 
     consent_title: "Autoriser {app}\u{a0}?",
     consent_account: "Compte Slack\u{a0}: {user}",
@@ -233,8 +235,9 @@ pub static FR: Messages = Messages {
     logged_out_heading: "Votre session est terminée",
     logged_out_body: "Vous pouvez fermer cette fenêtre.",
 
+    standin_badge: "Imitation de Slack",
     standin_title: "Se connecter avec Slack",
-    standin_heading: "Connexion à {app} avec Slack",
+    standin_app: "L’application Slack {app} demande qui vous êtes.",
     standin_pick: "Choisissez un utilisateur de test",
     standin_cancel: "Annuler",
     standin_no_email: "(pas d’adresse e-mail)",
