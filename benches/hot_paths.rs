@@ -87,7 +87,9 @@ fn documents(c: &mut Criterion) {
         .to_http_request();
 
     let mut group = c.benchmark_group("serve");
-    group.bench_function("discovery", |b| b.iter(|| discovery.respond(black_box(&plain))));
+    group.bench_function("discovery", |b| {
+        b.iter(|| discovery.respond(black_box(&plain)))
+    });
     group.bench_function("jwks", |b| b.iter(|| jwks.respond(black_box(&plain))));
     group.bench_function("jwks/if-none-match", |b| {
         b.iter(|| jwks.respond(black_box(&revalidate)))
@@ -104,12 +106,13 @@ fn memory_store(c: &mut Criterion) {
     // A typical record: a refresh grant is 500-700 bytes of JSON.
     let value = vec![b'x'; 600];
     // Keys as the records module makes them: base64url SHA-256, 43 chars.
-    let keys: Vec<String> = (0..10_000)
-        .map(|i| format!("{i:0>43}"))
-        .collect();
+    let keys: Vec<String> = (0..10_000).map(|i| format!("{i:0>43}")).collect();
     runtime.block_on(async {
         for k in &keys {
-            store.put(Namespace::RefreshToken, k, &value, ttl).await.unwrap();
+            store
+                .put(Namespace::RefreshToken, k, &value, ttl)
+                .await
+                .unwrap();
         }
     });
 
@@ -137,7 +140,12 @@ fn memory_store(c: &mut Criterion) {
             let k = format!("{:0>43}", 42);
             let v = store.take(Namespace::RefreshToken, &k).await.unwrap();
             store
-                .put(Namespace::RefreshToken, &k, v.as_deref().unwrap_or(&value), ttl)
+                .put(
+                    Namespace::RefreshToken,
+                    &k,
+                    v.as_deref().unwrap_or(&value),
+                    ttl,
+                )
                 .await
                 .unwrap();
         })

@@ -84,7 +84,10 @@ fn parse_args() -> Args {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--duration" => {
-                let secs: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage());
+                let secs: f64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage());
                 if !(0.1..=600.0).contains(&secs) {
                     usage();
                 }
@@ -144,10 +147,7 @@ fn main() {
             .flat_map(|r| &r.scenarios)
             .map(|s| s.errors)
             .sum();
-        let empty = reports
-            .iter()
-            .flat_map(|r| &r.scenarios)
-            .any(|s| s.ok == 0);
+        let empty = reports.iter().flat_map(|r| &r.scenarios).any(|s| s.ok == 0);
         assert!(failed == 0 && !empty, "the smoke run had failures");
         println!("load benchmark smoke run: ok (run `cargo bench --bench load` to measure)");
     }
@@ -178,11 +178,20 @@ struct Scenario {
     elapsed: Duration,
     /// Microseconds of every successful operation, sorted.
     latencies: Vec<u32>,
+    /// CPU time used meanwhile by the bridge, and by everything else of the
+    /// benchmark (this process: clients and stand-in; redis-server).
+    bridge_cpu: Duration,
+    other_cpu: Duration,
 }
 
 impl Scenario {
     fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Milliseconds of CPU per successful operation.
+    fn cpu_ms_per_op(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1000.0 / self.ok.max(1) as f64
     }
 
     fn percentile_ms(&self, p: f64) -> f64 {
@@ -212,8 +221,15 @@ async fn run_store(store: StoreKind, args: &Args) -> StoreReport {
         standin: bridge.standin.base_url.clone(),
     });
     let mut scenarios = Vec::new();
+    let others: Vec<u32> = std::iter::once(std::process::id())
+        .chain(redis.as_ref().map(|r| r.child.id()))
+        .collect();
     for kind in [Kind::Discovery, Kind::Jwks, Kind::SignIn, Kind::Refresh] {
-        scenarios.push(drive(bench.clone(), kind, args.concurrency, args.duration).await);
+        let (bridge_before, others_before) = (cpu_time(bridge.pid()), cpu_of(&others));
+        let mut scenario = drive(bench.clone(), kind, args.concurrency, args.duration).await;
+        scenario.bridge_cpu = cpu_time(bridge.pid()).saturating_sub(bridge_before);
+        scenario.other_cpu = cpu_of(&others).saturating_sub(others_before);
+        scenarios.push(scenario);
     }
     let peak_rss_kib = proc_status_kib(bridge.pid(), "VmHWM");
     if scenarios.iter().any(|s| s.errors > 0) {
@@ -261,7 +277,12 @@ struct Target {
 }
 
 /// `concurrency` workers run `kind` back to back until `duration` is over.
-async fn drive(target: Arc<Target>, kind: Kind, concurrency: usize, duration: Duration) -> Scenario {
+async fn drive(
+    target: Arc<Target>,
+    kind: Kind,
+    concurrency: usize,
+    duration: Duration,
+) -> Scenario {
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = Vec::new();
@@ -292,9 +313,13 @@ async fn drive(target: Arc<Target>, kind: Kind, concurrency: usize, duration: Du
                 }
                 let t = Instant::now();
                 let outcome = match kind {
-                    Kind::Discovery => get_ok(&http, &target.base, "/.well-known/openid-configuration").await,
+                    Kind::Discovery => {
+                        get_ok(&http, &target.base, "/.well-known/openid-configuration").await
+                    }
                     Kind::Jwks => get_ok(&http, &target.base, "/jwks").await,
-                    Kind::SignIn => sign_in(&http, &target, "openid email profile").await.map(|_| ()),
+                    Kind::SignIn => sign_in(&http, &target, "openid email profile")
+                        .await
+                        .map(|_| ()),
                     Kind::Refresh => refresh_step(&http, &target, &mut chain).await,
                 };
                 match outcome {
@@ -327,6 +352,8 @@ async fn drive(target: Arc<Target>, kind: Kind, concurrency: usize, duration: Du
         errors,
         elapsed,
         latencies,
+        bridge_cpu: Duration::ZERO,
+        other_cpu: Duration::ZERO,
     }
 }
 
@@ -361,7 +388,11 @@ fn query(url: &url::Url, key: &str) -> Option<String> {
 /// A whole sign-in by a fresh browser: authorize, the stand-in's picker
 /// POST, the callback (with the browser-binding cookie), and the code
 /// redeemed at the token endpoint. Returns the token response.
-async fn sign_in(http: &reqwest::Client, target: &Target, scope: &str) -> Result<serde_json::Value, String> {
+async fn sign_in(
+    http: &reqwest::Client,
+    target: &Target,
+    scope: &str,
+) -> Result<serde_json::Value, String> {
     let mut authorize = url::Url::parse(&format!("{}/authorize", target.base)).unwrap();
     authorize.query_pairs_mut().extend_pairs([
         ("response_type", "code"),
@@ -371,7 +402,11 @@ async fn sign_in(http: &reqwest::Client, target: &Target, scope: &str) -> Result
         ("state", "bench-state"),
         ("nonce", "bench-nonce"),
     ]);
-    let r = http.get(authorize).send().await.map_err(|e| e.to_string())?;
+    let r = http
+        .get(authorize)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if r.status() != 302 {
         return Err(format!("authorize: {}", r.status()));
     }
@@ -386,7 +421,10 @@ async fn sign_in(http: &reqwest::Client, target: &Target, scope: &str) -> Result
     let mut form: Vec<(String, String)> = slack.query_pairs().into_owned().collect();
     form.push(("user".into(), USER.into()));
     let r = http
-        .post(format!("{}/openid/connect/authorize/decide", target.standin))
+        .post(format!(
+            "{}/openid/connect/authorize/decide",
+            target.standin
+        ))
         .form(&form)
         .send()
         .await
@@ -418,7 +456,11 @@ async fn sign_in(http: &reqwest::Client, target: &Target, scope: &str) -> Result
     .await
 }
 
-async fn token(http: &reqwest::Client, target: &Target, form: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+async fn token(
+    http: &reqwest::Client,
+    target: &Target,
+    form: &[(&str, &str)],
+) -> Result<serde_json::Value, String> {
     let r = http
         .post(format!("{}/token", target.base))
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
@@ -476,23 +518,28 @@ fn print_table(args: &Args, signing: f64, reports: &[StoreReport]) {
     );
     println!();
     println!(
-        "| store  | scenario      |    ok | errors |     per s | p50 ms | p99 ms |"
+        "| store  | scenario      |     ok | errors |   per s | p50 ms | p99 ms | bridge CPU ms/op | rest CPU ms/op |"
     );
-    println!("|--------|---------------|------:|-------:|----------:|-------:|-------:|");
+    println!(
+        "|--------|---------------|-------:|-------:|--------:|-------:|-------:|-----------------:|---------------:|"
+    );
     for r in reports {
         for s in &r.scenarios {
             println!(
-                "| {:<6} | {:<13} | {:>5} | {:>6} | {:>9.1} | {:>6.2} | {:>6.2} |",
+                "| {:<6} | {:<13} | {:>6} | {:>6} | {:>7.0} | {:>6.2} | {:>6.2} | {:>16.3} | {:>14.3} |",
                 r.store.name(),
                 s.name,
                 s.ok,
                 s.errors,
                 s.rate(),
                 s.percentile_ms(0.50),
-                s.percentile_ms(0.99)
+                s.percentile_ms(0.99),
+                s.cpu_ms_per_op(s.bridge_cpu),
+                s.cpu_ms_per_op(s.other_cpu),
             );
         }
     }
+    println!("(rest: this process, i.e. the clients and the Slack stand-in, plus redis-server)");
     println!();
     println!("| store  | idle RSS after start | peak RSS (VmHWM) |");
     println!("|--------|---------------------:|-----------------:|");
@@ -531,6 +578,41 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User plus system CPU time of a process so far (0 if it is gone).
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which is in parentheses.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the whole line.
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_sec())
+}
+
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter().map(|&p| cpu_time(p)).sum()
+}
+
+/// `getconf CLK_TCK`; 100 on every Linux this runs on, if getconf is missing.
+fn clock_ticks_per_sec() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
@@ -567,7 +649,11 @@ impl BridgeProcess {
         .expect("the stand-in starts");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("bridge.toml");
-        std::fs::write(&config, config_text(&base, port, &standin.base_url, redis_url, dir.path())).unwrap();
+        std::fs::write(
+            &config,
+            config_text(&base, port, &standin.base_url, redis_url, dir.path()),
+        )
+        .unwrap();
         let log = std::fs::File::create(dir.path().join("bridge.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_slack-oidc-bridge"))
             .arg("serve")
@@ -618,7 +704,13 @@ impl Drop for BridgeProcess {
 }
 
 /// Production defaults except what a loopback benchmark needs.
-fn config_text(base: &str, port: u16, upstream: &str, redis_url: Option<&str>, dir: &Path) -> String {
+fn config_text(
+    base: &str,
+    port: u16,
+    upstream: &str,
+    redis_url: Option<&str>,
+    dir: &Path,
+) -> String {
     let store = match redis_url {
         None => "backend = \"memory\"".to_string(),
         Some(url) => format!("backend = \"redis\"\nredis_url = \"{url}\"\nkey_prefix = \"bench:\""),

@@ -1106,7 +1106,10 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
         assert_eq!(c.store.redis_cluster_nodes, vec!["redis://10.0.0.2:7000"]);
         let c = load(
             &cluster(""),
-            &[("BRIDGE_STORE__REDIS_CLUSTER_NODES__0", "redis://10.0.0.3:7000")],
+            &[(
+                "BRIDGE_STORE__REDIS_CLUSTER_NODES__0",
+                "redis://10.0.0.3:7000",
+            )],
         )
         .unwrap();
         assert_eq!(c.store.redis_cluster_nodes, vec!["redis://10.0.0.3:7000"]);

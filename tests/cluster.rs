@@ -45,13 +45,17 @@ async fn the_cluster_store_passes_the_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_store_operation_reaches_keys_on_every_master() {
     let cluster = RedisCluster::start();
-    let store = RedisStore::cluster(&cluster.urls, &unique_prefix(), Duration::from_secs(2)).unwrap();
+    let store =
+        RedisStore::cluster(&cluster.urls, &unique_prefix(), Duration::from_secs(2)).unwrap();
     assert!(store.is_cluster());
     let ttl = Duration::from_secs(60);
     // Enough keys that every master owns some (16384 slots in 3 ranges).
     let keys: Vec<String> = (0..60).map(|i| format!("key-{i}")).collect();
     for k in &keys {
-        store.put(Namespace::Code, k, k.as_bytes(), ttl).await.unwrap();
+        store
+            .put(Namespace::Code, k, k.as_bytes(), ttl)
+            .await
+            .unwrap();
     }
     let per_node = cluster.keys_per_node();
     assert!(
@@ -59,7 +63,10 @@ async fn every_store_operation_reaches_keys_on_every_master() {
         "every master holds keys: {per_node:?}"
     );
     for k in &keys {
-        let old = store.swap(Namespace::Code, k, b"swapped", ttl).await.unwrap();
+        let old = store
+            .swap(Namespace::Code, k, b"swapped", ttl)
+            .await
+            .unwrap();
         assert_eq!(old.as_deref(), Some(k.as_bytes()));
         assert!(!store.put_new(Namespace::Code, k, b"no", ttl).await.unwrap());
         assert_eq!(
@@ -69,7 +76,11 @@ async fn every_store_operation_reaches_keys_on_every_master() {
         assert_eq!(store.get(Namespace::Code, k).await.unwrap(), None);
         assert!(!store.delete(Namespace::Code, k).await.unwrap());
     }
-    assert_eq!(cluster.keys_per_node().iter().sum::<u64>(), 0, "everything taken");
+    assert_eq!(
+        cluster.keys_per_node().iter().sum::<u64>(),
+        0,
+        "everything taken"
+    );
     store.ping().await.unwrap();
 }
 
@@ -81,11 +92,25 @@ async fn a_cluster_store_is_built_without_the_cluster_and_gives_up_in_bounded_ti
     for _ in 0..2 {
         let started = Instant::now();
         let result = store.take(Namespace::Code, "k").await;
-        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
-        assert!(started.elapsed() < timeout + Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < timeout + Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
         let started = Instant::now();
-        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
-        assert!(started.elapsed() < timeout + Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(
+            started.elapsed() < timeout + Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -98,10 +123,22 @@ async fn a_sign_in_and_a_refresh_through_the_real_binary_on_the_cluster() {
     })
     .await;
     let ready = reqwest::get(bridge.url("/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 200, "ready on the cluster: {}", bridge.log());
+    assert_eq!(
+        ready.status(),
+        200,
+        "ready on the cluster: {}",
+        bridge.log()
+    );
 
     let owner = ClientAuth::Other(REFRESH.0, REFRESH.1);
-    let first = sign_in_and_redeem(&bridge, &Browser::new(), owner, "openid email offline_access", ADA).await;
+    let first = sign_in_and_redeem(
+        &bridge,
+        &Browser::new(),
+        owner,
+        "openid email offline_access",
+        ADA,
+    )
+    .await;
     assert_eq!(id_claims(&first)["https://slack.com/user_id"], ADA);
     let refreshed = token_request(
         &bridge,

@@ -29,7 +29,11 @@ async fn two_instances() -> (RedisServer, Bridge, Sibling) {
 }
 
 /// POST {base}/token as the client `(id, secret)` with `client_secret_basic`.
-async fn token_at(base: &str, (id, secret): (&str, &str), form: &[(&str, &str)]) -> reqwest::Response {
+async fn token_at(
+    base: &str,
+    (id, secret): (&str, &str),
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{base}/token"))
         .basic_auth(id, Some(secret))
@@ -96,8 +100,18 @@ async fn silent_authorize(base: &str, cookie: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sign_in_begun_on_one_instance_finishes_on_the_other() {
     let (_redis, a, b) = two_instances().await;
-    let a_jwks: serde_json::Value = reqwest::get(a.url("/jwks")).await.unwrap().json().await.unwrap();
-    let b_jwks: serde_json::Value = reqwest::get(b.url("/jwks")).await.unwrap().json().await.unwrap();
+    let a_jwks: serde_json::Value = reqwest::get(a.url("/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b_jwks: serde_json::Value = reqwest::get(b.url("/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(a_jwks, b_jwks, "one key directory, one key set");
 
     let browser = Browser::new();
@@ -121,7 +135,11 @@ async fn a_sign_in_begun_on_one_instance_finishes_on_the_other() {
 
     // The upstream state was consumed on B: the same return fails on A.
     let replay = browser.get(callback.as_str()).await;
-    assert_ne!(replay.status(), 302, "a login state is single use across instances");
+    assert_ne!(
+        replay.status(),
+        302,
+        "a login state is single use across instances"
+    );
 
     let tokens = json(
         token_at(
@@ -137,7 +155,11 @@ async fn a_sign_in_begun_on_one_instance_finishes_on_the_other() {
     )
     .await;
     let claims = verify_id_token(&a, s(&tokens, "id_token"), BASIC.0).await;
-    assert_eq!(claims["iss"], a.base.as_str(), "both instances are one issuer");
+    assert_eq!(
+        claims["iss"],
+        a.base.as_str(),
+        "both instances are one issuer"
+    );
     assert_eq!(claims["nonce"], "nonce-on-a");
     assert_eq!(claims["https://slack.com/user_id"], ADA);
 
@@ -155,7 +177,14 @@ async fn a_sign_in_begun_on_one_instance_finishes_on_the_other() {
 async fn a_refresh_token_issued_by_one_instance_is_rotated_by_the_other() {
     let (_redis, a, b) = two_instances().await;
     let owner = ClientAuth::Other(REFRESH.0, REFRESH.1);
-    let first = sign_in_and_redeem(&a, &Browser::new(), owner, "openid email offline_access", ADA).await;
+    let first = sign_in_and_redeem(
+        &a,
+        &Browser::new(),
+        owner,
+        "openid email offline_access",
+        ADA,
+    )
+    .await;
 
     let second = json(refresh_at(&b.base, s(&first, "refresh_token")).await).await;
     assert_ne!(second["refresh_token"], first["refresh_token"], "rotated");

@@ -158,7 +158,10 @@ impl RedisStore {
                 .min_retry_wait(10)
                 .max_retry_wait(timeout.as_millis().clamp(10, 500) as u64)
         };
-        let bounded = builder().response_timeout(timeout).build().map_err(invalid)?;
+        let bounded = builder()
+            .response_timeout(timeout)
+            .build()
+            .map_err(invalid)?;
         let unbounded = builder().build().map_err(invalid)?;
         Ok(Self::with(
             Connector::Cluster {
@@ -309,20 +312,20 @@ impl RedisStore {
         U: FnOnce(&T) -> Option<Cmd> + Send + 'static,
     {
         let started = Instant::now();
-        let manager = match tokio::time::timeout(self.timeout, self.connection(Line::Undoable)).await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                self.forget(Line::Undoable);
-                return Err(StoreError::Unavailable(format!("Redis: {e}")));
-            }
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!(
-                    "Redis did not answer within {} ms",
-                    self.timeout.as_millis()
-                )));
-            }
-        };
+        let manager =
+            match tokio::time::timeout(self.timeout, self.connection(Line::Undoable)).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    self.forget(Line::Undoable);
+                    return Err(StoreError::Unavailable(format!("Redis: {e}")));
+                }
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "Redis did not answer within {} ms",
+                        self.timeout.as_millis()
+                    )));
+                }
+            };
         let mut task = {
             let mut manager = manager.clone();
             tokio::spawn(async move {

@@ -49,7 +49,14 @@ impl RedisCluster {
         for &port in &ports {
             let p = port.to_string();
             let spawned = Command::new("redis-server")
-                .args(["--port", &p, "--bind", "127.0.0.1", "--protected-mode", "yes"])
+                .args([
+                    "--port",
+                    &p,
+                    "--bind",
+                    "127.0.0.1",
+                    "--protected-mode",
+                    "yes",
+                ])
                 .args(["--cluster-enabled", "yes"])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
@@ -157,7 +164,8 @@ fn distinct_free_ports(n: usize) -> Vec<u16> {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("bind a free port");
-        let bus_free = port < 55535 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10000)).is_ok();
+        let bus_free =
+            port < 55535 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10000)).is_ok();
         if bus_free && !ports.contains(&port) {
             ports.push(port);
         }
