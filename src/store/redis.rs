@@ -92,6 +92,8 @@ impl ConnectionLike for Conn {
 
 /// How connections are made: a single server's client, or a cluster client
 /// (one with a response timeout, one without for calls that may be undone).
+// One per store, built once: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Connector {
     Single(Client),
     Cluster {
