@@ -38,6 +38,7 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
     pub pages: PagesConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,

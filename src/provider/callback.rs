@@ -12,7 +12,7 @@ use super::Provider;
 use super::error::{Cause, ErrorCode, OAuthError};
 use super::grant::{SignedIn, back_link, complete};
 use super::params::Params;
-use crate::observability::metrics::Refusal;
+use crate::observability::metrics::{self, Refusal};
 use crate::store::records::{PendingLogin, secret_hash};
 use crate::upstream::{SlackIdentity, UpstreamError};
 use crate::web::i18n::Locale;
@@ -20,6 +20,7 @@ use crate::web::i18n::Locale;
 pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
     let locale = Locale::for_request(&req, None);
     let page = |e: OAuthError| {
+        metrics::sign_in_refused(Refusal::BadState);
         provider.error_page_in(
             locale,
             None,
@@ -35,6 +36,7 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
     let login = match take_pending_login(&provider, &params).await {
         Ok(login) => login,
         Err(e) if e.code == ErrorCode::TemporarilyUnavailable => {
+            metrics::sign_in_refused(Refusal::of(&e));
             return provider.error_page_in(
                 locale,
                 None,
@@ -49,6 +51,7 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
     // way back to it (its registered origin) when the page is an error.
     let locale = Locale::for_request(&req, login.request.ui_locale.as_deref());
     if let Err(e) = check_same_browser(&req, &provider, &login) {
+        metrics::sign_in_refused(Refusal::BadState);
         let back = back_link(&provider, &login.request);
         return provider.error_page_in(
             locale,
