@@ -438,7 +438,8 @@ async fn bad_page_input_is_a_clear_4xx() {
     let bridge = Bridge::start(Setup::default()).await;
     let browser = Browser::new();
     // Invalid UTF-8, a repeated parameter, an over-long language list.
-    let long = "fr ".repeat(3000);
+    // Longer than a parameter may be (4096), shorter than a URI may be (8 KiB).
+    let long = "fr ".repeat(1400);
     for url in [
         format!("{}?client_id=%FF&ui_locales=fr", bridge.url("/authorize")),
         format!(
