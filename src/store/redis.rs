@@ -90,19 +90,20 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// How connections are made: a single server's client, or a cluster client
-/// (one with a response timeout, one without for calls that may be undone).
-// One per store, built once: the variants' size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
+/// How connections are made: a single server's client, or a cluster's.
 enum Connector {
     Single(Client),
-    Cluster {
-        bounded: ClusterClient,
-        unbounded: ClusterClient,
-        /// Serializes connecting, so a burst of first calls opens one
-        /// cluster connection, not one each.
-        connecting: tokio::sync::Mutex<()>,
-    },
+    Cluster(Box<ClusterClients>),
+}
+
+/// One cluster client with a response timeout and one without, for calls
+/// that may be undone.
+struct ClusterClients {
+    bounded: ClusterClient,
+    unbounded: ClusterClient,
+    /// Serializes connecting, so a burst of first calls opens one cluster
+    /// connection, not one each.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 pub struct RedisStore {
@@ -166,11 +167,11 @@ impl RedisStore {
             .map_err(invalid)?;
         let unbounded = builder().build().map_err(invalid)?;
         Ok(Self::with(
-            Connector::Cluster {
+            Connector::Cluster(Box::new(ClusterClients {
                 bounded,
                 unbounded,
                 connecting: tokio::sync::Mutex::new(()),
-            },
+            })),
             key_prefix,
             timeout,
         ))
@@ -202,7 +203,7 @@ impl RedisStore {
 
     /// Whether this store talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.connector, Connector::Cluster { .. })
+        matches!(self.connector, Connector::Cluster(_))
     }
 
     fn key(&self, ns: Namespace, key: &str) -> String {
@@ -250,18 +251,14 @@ impl RedisStore {
                 *slot = Some(conn.clone());
                 Ok(conn)
             }
-            Connector::Cluster {
-                bounded,
-                unbounded,
-                connecting,
-            } => {
-                let _one_at_a_time = connecting.lock().await;
+            Connector::Cluster(cluster) => {
+                let _one_at_a_time = cluster.connecting.lock().await;
                 if let Some(conn) = self.slot(line).as_ref() {
                     return Ok(conn.clone());
                 }
                 let client = match line {
-                    Line::Bounded => bounded,
-                    Line::Undoable => unbounded,
+                    Line::Bounded => &cluster.bounded,
+                    Line::Undoable => &cluster.unbounded,
                 };
                 let conn = Conn::Cluster(client.get_async_connection().await?);
                 *self.slot(line) = Some(conn.clone());
