@@ -13,7 +13,8 @@ use super::claims::SUPPORTED_SCOPES;
 use super::clients::Client;
 use super::error::{Cause, ErrorCode, OAuthError};
 use super::grant::{SignedIn, app_name, complete, needs_consent};
-use super::params::{Lenient, Params};
+
+use super::params::{Lenient, Params, is_form};
 use super::session::now;
 use crate::limits::Endpoint;
 use crate::observability::metrics::{self, Refusal};
@@ -30,17 +31,7 @@ pub async fn post(
     body: web::Bytes,
     provider: web::Data<Provider>,
 ) -> HttpResponse {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+    let is_form = is_form(&req);
     let malformed = |e: OAuthError| {
         provider.error_page_in(
             Locale::for_request(&req, None),

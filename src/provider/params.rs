@@ -87,6 +87,21 @@ impl Params {
     }
 }
 
+/// Whether the request body is declared `application/x-www-form-urlencoded`
+/// (parameters of the media type, such as `charset`, are allowed).
+pub fn is_form(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 pub struct Lenient {
     pub params: Params,
     pub problem: Option<OAuthError>,

@@ -17,7 +17,8 @@ use super::claims::{IdTokenRequest, sign_id_token};
 use super::clients::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::grant::SEAL_UPSTREAM;
-use super::params::Params;
+use super::params::{Params, is_form};
+
 use super::session::now;
 use crate::limits::Endpoint;
 use crate::observability::metrics;
@@ -107,17 +108,7 @@ fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpRespo
 
 /// The body of a back-channel request: form-encoded, UTF-8, no repeats.
 pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+    let is_form = is_form(req);
     if !is_form {
         return Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
