@@ -726,6 +726,12 @@ dir = "{keys}"
 issuer = "{upstream}"
 client_id = "{UPSTREAM_ID}"
 client_secret = "{UPSTREAM_SECRET}"
+# Every client of the benchmark comes from 127.0.0.1: no rate limits.
+[limits]
+authorize_per_address = {{ per_minute = 0 }}
+authorize_per_client = {{ per_minute = 0 }}
+token_per_address = {{ per_minute = 0 }}
+token_per_client = {{ per_minute = 0 }}
 [[clients]]
 client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"

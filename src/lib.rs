@@ -16,6 +16,8 @@ pub mod web;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
@@ -163,34 +165,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let base_path = url::Url::parse(&config.issuer)?
-        .path()
-        .trim_end_matches('/')
-        .to_string();
-    let https = config.issuer.starts_with("https://");
-    let data = provider.clone();
     let readiness = actix_web::web::Data::new(health::Readiness::default());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .app_data(readiness.clone())
-            .app_data(actix_web::web::PayloadConfig::new(MAX_BODY_BYTES))
-            .wrap(web::headers::security_headers(https))
-            // Outermost: request id, span, head limits, log line, metrics.
-            .wrap(from_fn(observability::request::middleware))
-            .service(
-                actix_web::web::scope(&base_path)
-                    .configure(health::routes)
-                    .configure(observability::routes)
-                    .configure(provider::routes),
-            )
-    })
-    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-    .keep_alive(KEEP_ALIVE)
-    .bind(config.listen)
-    .with_context(|| format!("listen: cannot bind {}", config.listen))?
-    .run();
+    let server = HttpServer::new(move || app(provider.clone(), readiness.clone()))
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .bind(config.listen)
+        .with_context(|| format!("listen: cannot bind {}", config.listen))?
+        .run();
     tracing::info!(issuer = %config.issuer, listen = %config.listen, store = ?config.store.backend, "slack-oidc-bridge ready");
     server.await?;
     Ok(())
+}
+
+/// The bridge's routes behind its middleware, exactly as `serve` runs them;
+/// tests build the same app in process.
+pub fn app(
+    provider: actix_web::web::Data<Provider>,
+    readiness: actix_web::web::Data<health::Readiness>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let https = provider.secure_cookies;
+    let base_path = provider.base_path.clone();
+    App::new()
+        .app_data(provider)
+        .app_data(readiness)
+        .app_data(actix_web::web::PayloadConfig::new(MAX_BODY_BYTES))
+        .wrap(web::headers::security_headers(https))
+        // Outermost: request id, span, head limits, log line, metrics.
+        .wrap(from_fn(observability::request::middleware))
+        .service(
+            actix_web::web::scope(&base_path)
+                .configure(health::routes)
+                .configure(observability::routes)
+                .configure(provider::routes),
+        )
 }

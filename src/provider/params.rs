@@ -157,6 +157,64 @@ mod tests {
         assert!(Params::parse("state=%FF%FE").is_err());
     }
 
+    mod properties {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn encode(pairs: &[(String, String)]) -> String {
+            serde_urlencoded::to_string(pairs).unwrap()
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_fails_with_invalid_request(raw in ".{0,300}") {
+                let parsed = Params::parse_lenient(&raw);
+                if let Some(problem) = parsed.problem {
+                    prop_assert_eq!(problem.code, crate::provider::error::ErrorCode::InvalidRequest);
+                    prop_assert!(!problem.description.is_empty());
+                }
+                prop_assert!(parsed.params.values.values().all(|v| !v.is_empty()));
+            }
+
+            #[test]
+            fn distinct_parameters_round_trip(
+                map in prop::collection::btree_map("[a-z_]{1,12}", ".{1,60}", 0..12)
+            ) {
+                let pairs: Vec<(String, String)> = map.clone().into_iter().collect();
+                let parsed = Params::parse(&encode(&pairs)).unwrap();
+                let back: BTreeMap<String, String> = parsed.values.into_iter().collect();
+                prop_assert_eq!(back, map);
+            }
+
+            #[test]
+            fn a_repeated_name_is_refused_wherever_it_appears(
+                map in prop::collection::btree_map("[a-z_]{1,12}", "[ -~]{1,20}", 1..8),
+                pick in any::<prop::sample::Index>(),
+                again in "[ -~]{1,20}",
+            ) {
+                let mut pairs: Vec<(String, String)> = map.into_iter().collect();
+                let name = pairs[pick.index(pairs.len())].0.clone();
+                pairs.push((name.clone(), again));
+                let e = Params::parse(&encode(&pairs)).unwrap_err();
+                prop_assert!(e.description.contains("repeated"), "{}", e.description);
+            }
+
+            #[test]
+            fn invalid_utf8_anywhere_is_refused(
+                prefix in "[a-z]{1,8}",
+                bad in prop::sample::select(vec!["%FF", "%C3%28", "%E2%82", "%ED%A0%80", "%F8%88%80%80%80"]),
+            ) {
+                let in_value = format!("{prefix}={bad}");
+                let in_name = format!("{prefix}{bad}=v");
+                prop_assert!(Params::parse(&in_value).is_err());
+                prop_assert!(Params::parse(&in_name).is_err());
+            }
+        }
+    }
+
     #[test]
     fn over_long_values_are_refused() {
         let long = "a".repeat(MAX_VALUE_LEN + 1);

@@ -55,6 +55,14 @@ const MAX_TTL_MS: u64 = i64::MAX as u64 / 4;
 /// (`MOVED`, `ASK`) or a reconnect; the store's timeout bounds them all.
 const CLUSTER_RETRIES: u32 = 3;
 
+/// Compare-and-delete: the lock's holder alone releases it.
+const UNLOCK: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0
+"#;
+
 /// One connection handle, to one server or to a cluster; cheap to clone.
 #[derive(Clone)]
 enum Conn {
@@ -199,6 +207,32 @@ impl RedisStore {
             manager: Mutex::new(None),
             undoable: Mutex::new(None),
         }
+    }
+
+    /// Takes the lock `name` for `hold` unless someone holds it: `SET NX PX`
+    /// on one key, so it works on a cluster too. For work one instance at a
+    /// time should do (the automatic key rotation).
+    pub async fn try_lock(&self, name: &str, token: &str, hold: Duration) -> StoreResult<bool> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(format!("{}{name}", self.key_prefix))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(hold.as_millis() as u64);
+        let set: Option<String> = self.run(&cmd).await?;
+        Ok(set.is_some())
+    }
+
+    /// Releases the lock `name` if `token` still holds it (it may have
+    /// expired and been taken by another instance meanwhile).
+    pub async fn unlock(&self, name: &str, token: &str) -> StoreResult<bool> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(UNLOCK)
+            .arg(1)
+            .arg(format!("{}{name}", self.key_prefix))
+            .arg(token);
+        let deleted: i64 = self.run(&cmd).await?;
+        Ok(deleted == 1)
     }
 
     /// Whether this store talks to a Redis Cluster.

@@ -68,6 +68,19 @@ pub struct SlackTokens {
     pub expires_in: Option<u64>,
 }
 
+impl SlackTokens {
+    /// The tokens in a successful answer of `openid.connect.token`.
+    pub fn from_answer(body: &Map<String, Value>) -> Result<SlackTokens, UpstreamError> {
+        let text = |key: &'static str| body.get(key).and_then(Value::as_str).map(str::to_string);
+        Ok(SlackTokens {
+            access_token: text("access_token").ok_or(UpstreamError::Missing("access_token"))?,
+            id_token: text("id_token").ok_or(UpstreamError::Missing("id_token"))?,
+            refresh_token: text("refresh_token"),
+            expires_in: body.get("expires_in").and_then(Value::as_u64),
+        })
+    }
+}
+
 impl std::fmt::Debug for SlackTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlackTokens").finish_non_exhaustive()
@@ -229,13 +242,7 @@ impl SlackClient {
             slack_json(response).await
         })
         .await?;
-        let text = |key: &'static str| body.get(key).and_then(Value::as_str).map(str::to_string);
-        Ok(SlackTokens {
-            access_token: text("access_token").ok_or(UpstreamError::Missing("access_token"))?,
-            id_token: text("id_token").ok_or(UpstreamError::Missing("id_token"))?,
-            refresh_token: text("refresh_token"),
-            expires_in: body.get("expires_in").and_then(Value::as_u64),
-        })
+        SlackTokens::from_answer(&body)
     }
 
     /// Reads Slack's userInfo (profile claims beyond the ID token).
@@ -423,29 +430,45 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Upstre
     Ok(body)
 }
 
-/// Reads one of Slack's Web API answers: 429 is rate limiting, other non-2xx
-/// or non-JSON bodies are errors, and `"ok": false` carries Slack's error code.
+/// Reads one of Slack's Web API answers (see [`slack_answer`]).
 async fn slack_json(response: reqwest::Response) -> Result<Map<String, Value>, UpstreamError> {
-    let status = response.status();
-    if status.as_u16() == 429 {
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        return Err(UpstreamError::RateLimited { retry_after });
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = if status == 429 {
+        Vec::new()
+    } else {
+        read_limited(response).await?
+    };
+    slack_answer(status, retry_after.as_deref(), &body)
+}
+
+/// What one of Slack's Web API answers means: 429 is rate limiting, other
+/// non-2xx or non-JSON bodies are errors, and `"ok": false` carries Slack's
+/// error code (HTTP 200 with an error is how Slack usually refuses).
+fn slack_answer(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> Result<Map<String, Value>, UpstreamError> {
+    if status == 429 {
+        return Err(UpstreamError::RateLimited {
+            retry_after: retry_after.and_then(|v| v.trim().parse().ok()),
+        });
     }
-    let body = read_limited(response).await?;
-    let parsed: Option<Map<String, Value>> = serde_json::from_slice(&body).ok();
-    if !status.is_success() {
+    let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
+    if !(200..300).contains(&status) {
         return Err(
             match parsed
                 .as_ref()
                 .and_then(|m| m.get("error"))
                 .and_then(Value::as_str)
             {
-                Some(code) => UpstreamError::Slack(code.to_string()),
-                None => UpstreamError::Http(status.as_u16()),
+                Some(code) => UpstreamError::Slack(sanitize_code(code)),
+                None => UpstreamError::Http(status),
             },
         );
     }
@@ -497,6 +520,60 @@ mod tests {
             s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::upstream::arbitrary;
+
+        fn is_clean_code(code: &str) -> bool {
+            !code.is_empty()
+                && code.len() <= 64
+                && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+
+        proptest! {
+            #[test]
+            fn any_answer_is_a_json_object_or_a_clean_error(
+                status in prop_oneof![Just(200u16), Just(429u16), 100u16..600],
+                retry_after in proptest::option::of("[0-9 ]{0,6}|.{0,10}"),
+                body in arbitrary::body(),
+            ) {
+                match slack_answer(status, retry_after.as_deref(), &body) {
+                    Ok(map) => {
+                        prop_assert!((200..300).contains(&status));
+                        prop_assert_ne!(map.get("ok"), Some(&Value::Bool(false)));
+                        // The token answer's reader takes any object.
+                        if let Ok(tokens) = SlackTokens::from_answer(&map) {
+                            prop_assert_eq!(Some(tokens.access_token.as_str()),
+                                map.get("access_token").and_then(Value::as_str));
+                        }
+                    }
+                    Err(UpstreamError::RateLimited { .. }) => prop_assert_eq!(status, 429),
+                    Err(UpstreamError::Http(s)) => {
+                        prop_assert_eq!(s, status);
+                        prop_assert!(!(200..300).contains(&s));
+                    }
+                    Err(UpstreamError::NotJson) => prop_assert!(
+                        serde_json::from_slice::<Map<String, Value>>(&body).is_err()
+                    ),
+                    // Slack's own codes are shown and logged: never markup.
+                    Err(UpstreamError::Slack(code)) => {
+                        prop_assert!(is_clean_code(&code) || code.is_empty(), "{code:?}")
+                    }
+                    Err(other) => prop_assert!(false, "unexpected {other:?}"),
+                }
+            }
+
+            #[test]
+            fn a_token_answer_needs_both_tokens_as_text(map in arbitrary::object()) {
+                let has = |k: &str| map.get(k).is_some_and(Value::is_string);
+                let parsed = SlackTokens::from_answer(&map);
+                prop_assert_eq!(parsed.is_ok(), has("access_token") && has("id_token"));
+            }
+        }
     }
 
     #[test]

@@ -53,19 +53,23 @@ impl SlackIdentity {
         id_token: &Map<String, Value>,
         userinfo: Option<&Map<String, Value>>,
     ) -> Option<Self> {
-        let get = |key: &str| -> Option<String> {
-            userinfo
-                .and_then(|u| u.get(key))
+        // A blank value is no value: it does not hide the other source's.
+        fn text<'a>(claims: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
+            claims
+                .and_then(|c| c.get(key))
                 .and_then(Value::as_str)
-                .or_else(|| id_token.get(key).and_then(Value::as_str))
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
+        }
+        let get = |key: &str| -> Option<String> {
+            text(userinfo, key)
+                .or_else(|| text(Some(id_token), key))
                 .map(str::to_string)
         };
         let email_verified = userinfo
             .and_then(|u| u.get("email_verified"))
-            .or_else(|| id_token.get("email_verified"))
-            .and_then(Value::as_bool);
+            .and_then(Value::as_bool)
+            .or_else(|| id_token.get("email_verified").and_then(Value::as_bool));
         Some(SlackIdentity {
             user_id: get(USER_ID).or_else(|| get("sub"))?,
             team_id: get(TEAM_ID)?,
@@ -171,6 +175,39 @@ mod tests {
             SlackIdentity::from_claims(&id.to_claims(), None).unwrap(),
             id
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::upstream::arbitrary;
+
+        fn text(map: Option<&Map<String, Value>>, key: &str) -> bool {
+            map.and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.trim().is_empty())
+        }
+
+        proptest! {
+            #[test]
+            fn any_claims_give_an_identity_exactly_when_user_and_team_are_text(
+                id_token in arbitrary::object(),
+                userinfo in proptest::option::of(arbitrary::object()),
+            ) {
+                let identity = SlackIdentity::from_claims(&id_token, userinfo.as_ref());
+                let has = |k: &str| text(Some(&id_token), k) || text(userinfo.as_ref(), k);
+                prop_assert_eq!(
+                    identity.is_some(),
+                    (has(USER_ID) || has("sub")) && has(TEAM_ID)
+                );
+                if let Some(id) = identity {
+                    prop_assert_eq!(SlackIdentity::from_claims(&id.to_claims(), None), Some(id.clone()));
+                    let suffix = format!(":{}", id.user_id);
+                    prop_assert!(id.subject().ends_with(&suffix));
+                }
+            }
+        }
     }
 
     #[test]

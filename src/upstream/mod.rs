@@ -10,3 +10,6 @@ pub mod standin;
 pub use client::{SlackClient, SlackTokens, s256};
 pub use error::UpstreamError;
 pub use identity::SlackIdentity;
+
+#[cfg(test)]
+mod arbitrary;

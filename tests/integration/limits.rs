@@ -3,7 +3,7 @@
 //! get 503, live sessions survive), and size limits on bodies, URIs, headers
 //! and parameters (4xx, never 500).
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};

@@ -1,8 +1,9 @@
 //! The Redis backend on a three-master Redis Cluster started by the test on
-//! loopback ports: the shared conformance suite, a sign-in and a refresh
-//! through the real binary, and bounded failure while the cluster is away.
+//! loopback ports: the shared conformance suite, the key rotation lock, a
+//! sign-in and a refresh through the real binary, and bounded failure while
+//! the cluster is away.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::bridge::{Bridge, REFRESH, Setup};
 use common::browser::{Browser, ClientAuth, id_claims, sign_in_and_redeem, token_request};
 use common::redis_cluster::RedisCluster;
+use slack_oidc_bridge::keys::RedisLock;
 use slack_oidc_bridge::store::conformance::run_all;
 use slack_oidc_bridge::store::redis::RedisStore;
 use slack_oidc_bridge::store::{Namespace, Store, StoreError};
@@ -82,6 +84,26 @@ async fn every_store_operation_reaches_keys_on_every_master() {
         "everything taken"
     );
     store.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_rotation_lock_is_held_by_one_instance_at_a_time_on_the_cluster() {
+    let cluster = RedisCluster::start();
+    // One seed: the lock's key lands on any master and must be routed there.
+    let seeds = vec![cluster.urls[0].clone()];
+    for _ in 0..6 {
+        let prefix = unique_prefix();
+        let lock = || {
+            RedisLock::new(RedisStore::cluster(&seeds, &prefix, Duration::from_secs(2)).unwrap())
+        };
+        let (a, b) = (lock(), lock());
+        let held = a.try_acquire().await.unwrap().expect("the lock is free");
+        assert!(b.try_acquire().await.unwrap().is_none(), "{prefix}");
+        held.release().await;
+        let again = b.try_acquire().await.unwrap().expect("released");
+        assert!(a.try_acquire().await.unwrap().is_none(), "{prefix}");
+        again.release().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

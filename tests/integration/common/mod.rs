@@ -1,8 +1,9 @@
-//! Helpers shared by the integration tests; each test binary uses only some.
+//! Helpers shared by the integration tests; each test module uses only some.
 #![allow(dead_code)]
 
 pub mod bridge;
 pub mod browser;
+pub mod in_process;
 pub mod receiver;
 pub mod redis_cluster;
 pub mod redis_server;

@@ -237,7 +237,7 @@ fn spawn(
     cmd.spawn().expect("the bridge binary runs")
 }
 
-fn config_text(
+pub fn config_text(
     base: &str,
     port: u16,
     upstream: &str,

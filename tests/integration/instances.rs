@@ -2,7 +2,7 @@
 //! and the key directory, so a person or an application may reach either
 //! one at any step (a load balancer without sticky sessions).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! the sign-in page, a way back only when it is safe, escaping of hostile
 //! values, and the security headers of every page.
 
-mod common;
+use crate::common;
 
 use aws_lc_rs::digest;
 use base64::Engine;

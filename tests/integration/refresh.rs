@@ -2,7 +2,7 @@
 //! (RFC 7009) and introspection (RFC 7662). Every scenario runs on the memory
 //! store and on Redis.
 
-mod common;
+use crate::common;
 
 use common::bridge::{BASIC, Bridge, REFRESH, REFRESH2, Setup};
 use common::browser::{

@@ -3,7 +3,7 @@
 //! at_hash verification and userinfo all go through the library's own code,
 //! so anything it finds non-conforming in the bridge fails here.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::pin::Pin;

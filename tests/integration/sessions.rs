@@ -2,7 +2,7 @@
 //! prompt, max_age, id_token_hint and consent use it. Every scenario runs on
 //! the memory store and on Redis.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

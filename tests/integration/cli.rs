@@ -1,7 +1,7 @@
 //! The command line as an operator meets it: the real binary run in a scratch
 //! directory, its exit status, what it prints and the files it writes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -395,7 +395,7 @@ async fn keys_rotate_promotes_next_and_retires_active() {
     assert_eq!((active.len(), next.len()), (1, 1), "{before:?}");
 
     // The next key was published a moment ago: a plain rotation waits for
-    // caches (tests/keys.rs covers that refusal); --now accepts the risk.
+    // caches (the keys module covers that refusal); --now accepts the risk.
     let out = run(
         dir.path(),
         &[

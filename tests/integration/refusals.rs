@@ -2,7 +2,7 @@
 //! is safe, an error redirect with state and iss otherwise, and RFC 6749 §5.2
 //! JSON at the token endpoint.
 
-mod common;
+use crate::common;
 
 use common::bridge::{BASIC, Bridge, REDIRECT_URI, Setup};
 use common::browser::{

@@ -1,7 +1,7 @@
 //! Every way Slack can fail or misbehave becomes a clear error redirect to the
 //! application (never a 500, never a code), and Slack's ID token is verified.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! ready, and heals by itself when Redis is back. And what it writes to Redis
 //! is never a usable code, token or state.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

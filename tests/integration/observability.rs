@@ -2,7 +2,7 @@
 //! `/readyz`, Prometheus metrics, and logs that never carry a secret (in the
 //! human and the JSON format).
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Complete sign-ins through the real server and the Slack stand-in, for each
 //! client type, on the memory store and on Redis.
 
-mod common;
+use crate::common;
 
 use common::bridge::{Bridge, Setup};
 use common::browser::{

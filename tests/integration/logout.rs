@@ -2,7 +2,7 @@
 //! Back-Channel Logout 1.0. Every scenario runs on the memory store and on
 //! Redis.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

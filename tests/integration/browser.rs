@@ -9,9 +9,9 @@
 //! without them the test fails and says so. Everything listens on 127.0.0.1
 //! and the browser runs with its background networking off.
 
-mod common;
+use crate::common;
 
-#[path = "../examples/demo_app.rs"]
+#[path = "../../examples/demo_app.rs"]
 #[allow(dead_code)]
 mod demo_app;
 

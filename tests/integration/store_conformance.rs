@@ -2,7 +2,7 @@
 //! conformance suite, then the faults the bridge must survive (Redis down,
 //! back again, frozen) without hanging and without being rebuilt.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! the real binary, and an independent library (jsonwebtoken) verifying what
 //! applications receive against the JWKS they would fetch.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use slack_oidc_bridge::keys::follow::{AutoRotation, rotate_once};
 use slack_oidc_bridge::keys::{
     Algorithm, KeyFile, KeyState, KeyStore, Policy, RedisLock, Rotation,
 };
+use slack_oidc_bridge::store::redis::RedisStore;
 
 /// How long a server may take to follow the key file in these tests.
 const FOLLOW_WITHIN: Duration = Duration::from_secs(15);
@@ -551,7 +552,8 @@ async fn with_several_instances_exactly_one_runs_the_automatic_rotation() {
     };
     let a = Arc::new(KeyStore::open(policy.clone()).unwrap());
     let b = Arc::new(KeyStore::open(policy.clone()).unwrap());
-    let lock = || RedisLock::new(&redis.url, "t:", Duration::from_secs(2)).unwrap();
+    let lock =
+        || RedisLock::new(RedisStore::new(&redis.url, "t:", Duration::from_secs(2)).unwrap());
     let (lock_a, lock_b) = (lock(), lock());
     let count = |state| {
         KeyFile::load(&KeyFile::path_in(dir.path()))
