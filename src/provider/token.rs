@@ -326,19 +326,20 @@ async fn refresh(
             ));
         }
     }
-    if !records
-        .family_alive(&grant.family_id)
-        .await
-        .map_err(unavailable)?
-    {
-        return Err(OAuthError::invalid_grant("the refresh token was revoked"));
-    }
     let upstream_token = grant
         .upstream_token
         .as_deref()
         .and_then(|sealed| seal::open(token, SEAL_UPSTREAM, sealed))
         .and_then(|t| String::from_utf8(t).ok());
-    let identity = refreshed_identity(provider, &grant, upstream_token.as_deref()).await?;
+    // Both are round trips (Redis, Slack) that do not depend on each other.
+    let (alive, identity) = tokio::join!(
+        records.family_alive(&grant.family_id),
+        refreshed_identity(provider, &grant, upstream_token.as_deref()),
+    );
+    if !alive.map_err(unavailable)? {
+        return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+    }
+    let identity = identity?;
     let response = issue(
         provider,
         client,
@@ -544,11 +545,7 @@ async fn issue(
         kid: key.kid().to_string(),
     };
     let records = &provider.records;
-    records
-        .put_access_token(&access_token, &access, ttl)
-        .await
-        .map_err(|e| OAuthError::unavailable(&e))?;
-    let refresh_token = if issue.with_refresh {
+    let refresh = issue.with_refresh.then(|| {
         let token = random_secret();
         let grant = RefreshGrant {
             client_id: client.id.clone(),
@@ -564,19 +561,31 @@ async fn issue(
                 .upstream_token
                 .map(|t| seal::seal(&token, SEAL_UPSTREAM, t.as_bytes())),
         };
-        records
-            .put(
-                Namespace::RefreshToken,
-                &token,
-                &RefreshRecord::Live(Box::new(grant)),
-                refresh_ttl(provider, issue.family_expires_at),
-            )
-            .await
-            .map_err(|e| OAuthError::unavailable(&e))?;
-        Some(token)
-    } else {
-        None
+        (token, RefreshRecord::Live(Box::new(grant)))
+    });
+    // Two independent writes, sent together. Should one fail, the other
+    // token is never handed out and expires unused.
+    let put_refresh = async {
+        match &refresh {
+            Some((token, record)) => {
+                records
+                    .put(
+                        Namespace::RefreshToken,
+                        token,
+                        record,
+                        refresh_ttl(provider, issue.family_expires_at),
+                    )
+                    .await
+            }
+            None => Ok(()),
+        }
     };
+    tokio::try_join!(
+        records.put_access_token(&access_token, &access, ttl),
+        put_refresh
+    )
+    .map_err(|e| OAuthError::unavailable(&e))?;
+    let refresh_token = refresh.map(|(token, _)| token);
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),

@@ -134,8 +134,19 @@ fn wire() -> impl Strategy<Value = Wire> {
     ]
 }
 
+/// Encoded pairs, cut to fit in a URI the HTTP types accept (64 KiB); the
+/// bridge's own limit (8 KiB) is far below, so a cut case is still refused.
 fn encode(pairs: &[(String, String)], wire: &Wire) -> String {
-    let mut text = serde_urlencoded::to_string(pairs).unwrap();
+    let mut kept = Vec::new();
+    let mut size = 0;
+    for pair in pairs {
+        size += serde_urlencoded::to_string([pair]).unwrap().len() + 1;
+        if size > 48 * 1024 {
+            break;
+        }
+        kept.push(pair.clone());
+    }
+    let mut text = serde_urlencoded::to_string(&kept).unwrap();
     if let Wire::RawBytes(bytes) = wire {
         let escaped: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
         text.push_str(&format!("&raw={escaped}&{escaped}=v"));
@@ -491,6 +502,10 @@ fn generated_back_channel_requests_get_a_clean_oauth_error() {
         },
         |(endpoint, _, _, _, _), answer, _| {
             assert_no_server_error(answer)?;
+            // Over the body, URI or header limits: refused before any endpoint.
+            if matches!(answer.status, 413 | 414 | 431) {
+                return Ok(());
+            }
             if *endpoint == "/userinfo" {
                 // RFC 6750 §3: the error is in WWW-Authenticate.
                 prop_assert!(matches!(answer.status, 400 | 401 | 403), "{answer:?}");
@@ -498,12 +513,15 @@ fn generated_back_channel_requests_get_a_clean_oauth_error() {
                 prop_assert!(challenge.starts_with("Bearer"), "{answer:?}");
                 return Ok(());
             }
+            // RFC 7009 §2.2: the body of a successful revocation is empty.
+            if (*endpoint, answer.status) == ("/revoke", 200) {
+                prop_assert_eq!(answer.body.as_str(), "");
+                return Ok(());
+            }
             let json: serde_json::Value = serde_json::from_str(&answer.body)
                 .map_err(|e| TestCaseError::fail(format!("not JSON ({e}): {answer:?}")))?;
             match (*endpoint, answer.status) {
-                // Revoking an unknown token succeeds (RFC 7009 §2.2); an
-                // unknown token is inactive (RFC 7662 §2.2).
-                ("/revoke", 200) => {}
+                // An unknown token is inactive (RFC 7662 §2.2).
                 ("/introspect", 200) => prop_assert_eq!(&json["active"], false),
                 (_, status) => {
                     prop_assert!((400..500).contains(&status), "{answer:?}");
