@@ -31,6 +31,24 @@ pub const POST_LOGOUT_URI: &str = "http://127.0.0.1:9/bye";
 /// header and never follow it.
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 
+/// A Slack stand-in on a free loopback port that knows the bridge at `base`.
+pub async fn start_standin(base: &str) -> StandinHandle {
+    standin::start(StandinOptions {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        apps: vec![StandinApp {
+            client_id: UPSTREAM_CLIENT_ID.into(),
+            client_secret: UPSTREAM_SECRET.into(),
+            redirect_urls: vec![format!("{base}/callback")],
+            distributed: true,
+            rotation: false,
+        }],
+        users: StandinUser::fixtures(),
+        exact_slack_mode: false,
+    })
+    .await
+    .expect("stand-in starts")
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
@@ -71,20 +89,7 @@ impl Bridge {
     pub async fn start(setup: Setup) -> Bridge {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let standin = standin::start(StandinOptions {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            apps: vec![StandinApp {
-                client_id: UPSTREAM_CLIENT_ID.into(),
-                client_secret: UPSTREAM_SECRET.into(),
-                redirect_urls: vec![format!("{base}/callback")],
-                distributed: true,
-                rotation: false,
-            }],
-            users: StandinUser::fixtures(),
-            exact_slack_mode: false,
-        })
-        .await
-        .expect("stand-in starts");
+        let standin = start_standin(&base).await;
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("bridge.toml");
         std::fs::write(

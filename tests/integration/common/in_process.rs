@@ -3,7 +3,6 @@
 //! thousands of generated requests: no sockets on the bridge's side, a real
 //! Slack stand-in on a loopback port.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
@@ -16,9 +15,8 @@ use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use slack_oidc_bridge::config::Config;
 use slack_oidc_bridge::health::Readiness;
 use slack_oidc_bridge::keys::{self, KeyStore};
-use slack_oidc_bridge::upstream::standin::{self, StandinApp, StandinOptions, StandinUser};
 
-use super::bridge::{Setup, UPSTREAM_CLIENT_ID, UPSTREAM_SECRET, config_text, free_port};
+use super::bridge::{Setup, config_text, free_port, start_standin};
 
 /// What the app answered, read whole.
 #[derive(Debug)]
@@ -52,20 +50,7 @@ pub fn run_cases<S: Strategy>(
     let system = System::new();
     let port = free_port();
     let base = issuer(port);
-    let standin = system
-        .block_on(standin::start(StandinOptions {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            apps: vec![StandinApp {
-                client_id: UPSTREAM_CLIENT_ID.into(),
-                client_secret: UPSTREAM_SECRET.into(),
-                redirect_urls: vec![format!("{base}/callback")],
-                distributed: true,
-                rotation: false,
-            }],
-            users: StandinUser::fixtures(),
-            exact_slack_mode: false,
-        }))
-        .expect("stand-in starts");
+    let standin = system.block_on(start_standin(&base));
     let dir = tempfile::tempdir().unwrap();
     let text = config_text(&base, port, &standin.base_url, &Setup::default(), &dir);
     let config = Arc::new(Config::from_toml_with_env(&text, Vec::new()).expect("config"));
