@@ -58,6 +58,16 @@ impl Store for MeteredStore {
         counted("swap", self.inner.swap(ns, key, value, ttl).await)
     }
 
+    async fn replace(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        counted("replace", self.inner.replace(ns, key, value, ttl).await)
+    }
+
     async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
         counted("take", self.inner.take(ns, key).await)
     }

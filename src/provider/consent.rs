@@ -8,7 +8,9 @@ use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::error::{OAuthError, redirect_with};
-use super::grant::{SEAL_UPSTREAM, access_denied, back_link, issue_code, remember_consent};
+use super::grant::{
+    SEAL_UPSTREAM, access_denied, back_link, issue_code, remember_consent, session_ended,
+};
 use super::token::form_params;
 use crate::observability::metrics::{self, Refusal};
 use crate::store::Namespace;
@@ -85,11 +87,21 @@ pub async fn consent(
     if let Err(e) = remember_consent(&provider, &request, &pending.identity).await {
         return fail(e);
     }
-    if let Ok(Some((cookie, mut session))) = provider.current_session(&req).await
-        && !session.clients.contains(&request.client_id)
-    {
-        session.clients.push(request.client_id.clone());
-        let _ = provider.save_session(&cookie, &session).await;
+    // The consent was asked within this browser's session: it must still be
+    // there (a logout meanwhile is not undone by a late "allow").
+    let joined = match provider.current_session(&req).await {
+        Ok(Some((cookie, session))) => {
+            provider
+                .join_session(&cookie, session, &request.client_id)
+                .await
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    match joined {
+        Ok(Some(_)) => {}
+        Ok(None) => return fail(session_ended()),
+        Err(e) => return fail(OAuthError::unavailable(&e)),
     }
     let upstream_token = pending
         .upstream_token

@@ -86,23 +86,29 @@ pub async fn remember_consent(
         .map_err(|e| OAuthError::unavailable(&e))
 }
 
+/// A logout (in another tab, or back-channel) ended the session while this
+/// sign-in was under way: no code for a session that no longer exists.
+pub fn session_ended() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::AccessDenied,
+        "the session ended during sign-in; sign in again",
+    )
+}
+
 /// Finishes an authorization for a signed-in person.
 pub async fn complete(
     provider: &Provider,
     request: ClientRequest,
-    mut who: SignedIn<'_>,
+    who: SignedIn<'_>,
 ) -> Result<HttpResponse, OAuthError> {
     if needs_consent(provider, &request, &who.session.identity).await? {
         return show_consent(provider, request, who).await;
     }
-    if !who.session.clients.contains(&request.client_id) {
-        who.session.clients.push(request.client_id.clone());
-    }
-    provider
-        .save_session(who.cookie, &who.session)
+    let session = provider
+        .join_session(who.cookie, who.session, &request.client_id)
         .await
-        .map_err(|e| OAuthError::unavailable(&e))?;
-    let session = who.session;
+        .map_err(|e| OAuthError::unavailable(&e))?
+        .ok_or_else(session_ended)?;
     let code = issue_code(
         provider,
         &request,

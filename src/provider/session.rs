@@ -63,20 +63,59 @@ impl Provider {
             created_at: now(),
             clients: Vec::new(),
         };
-        self.save_session(&value, &session).await?;
+        self.records
+            .put(
+                Namespace::Session,
+                &value,
+                &session,
+                self.session_ttl(&session),
+            )
+            .await?;
         Ok((value, session))
     }
 
-    /// Writes the session back, extending its idle lifetime (never past the
-    /// absolute one).
-    pub async fn save_session(&self, value: &str, session: &Session) -> StoreResult<()> {
+    /// Records that `client_id` signed in through the session and extends
+    /// its idle lifetime. Writes only over the live session, so a logout in
+    /// another tab is never undone, and keeps the clients that concurrent
+    /// sign-ins added meanwhile (back-channel logout must reach them all).
+    /// `Ok(None)`: the session has ended.
+    pub async fn join_session(
+        &self,
+        value: &str,
+        mut session: Session,
+        client_id: &str,
+    ) -> StoreResult<Option<Session>> {
+        if !session.clients.iter().any(|c| c == client_id) {
+            session.clients.push(client_id.to_string());
+        }
+        // Each round adds at least one client, and clients are finitely many.
+        loop {
+            let ttl = self.session_ttl(&session);
+            let Some(previous) = self
+                .records
+                .replace(Namespace::Session, value, &session, ttl)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let missing: Vec<String> = previous
+                .clients
+                .into_iter()
+                .filter(|c| !session.clients.contains(c))
+                .collect();
+            if missing.is_empty() {
+                return Ok(Some(session));
+            }
+            session.clients.extend(missing);
+        }
+    }
+
+    /// The idle lifetime, never past the absolute one.
+    fn session_ttl(&self, session: &Session) -> Duration {
         let config = &self.config.sessions;
         let absolute_left =
             (session.created_at + config.absolute_secs as i64 - now()).max(1) as u64;
-        let ttl = Duration::from_secs(config.idle_secs.min(absolute_left));
-        self.records
-            .put(Namespace::Session, value, session, ttl)
-            .await
+        Duration::from_secs(config.idle_secs.min(absolute_left))
     }
 
     pub async fn end_session(&self, value: &str) -> StoreResult<bool> {

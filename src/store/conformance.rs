@@ -59,6 +59,8 @@ where
     check!(delete_reports_whether_the_key_existed).await;
     check!(swap_returns_the_previous_value_and_writes_the_new_one).await;
     check!(concurrent_swaps_of_one_key_hand_the_original_to_exactly_one).await;
+    check!(replace_writes_only_over_a_live_record_and_returns_it).await;
+    check!(concurrent_replaces_each_see_the_value_they_overwrote).await;
     check!(binary_values_round_trip).await;
     check!(long_keys_and_keys_with_separators_work).await;
     check!(ping_answers).await;
@@ -66,6 +68,7 @@ where
         check!(entries_expire_after_their_ttl),
         check!(expired_keys_cannot_be_taken_read_or_deleted),
         check!(put_new_accepts_an_expired_key),
+        check!(replace_does_not_revive_an_expired_key),
     );
 }
 
@@ -402,6 +405,113 @@ async fn put_new_accepts_an_expired_key<S: Store>(store: Arc<S>) -> CheckResult 
     ensure_eq!(second, true, "put_new over an expired key");
     let got = store.get(Namespace::UsedCode, "k").await.or_fail("get")?;
     ensure_eq!(got, some(b"new"), "get after put_new over an expired key");
+    Ok(())
+}
+
+async fn replace_writes_only_over_a_live_record_and_returns_it<S: Store>(
+    store: Arc<S>,
+) -> CheckResult {
+    let missing = store
+        .replace(Namespace::Session, "k", b"one", LONG)
+        .await
+        .or_fail("replace")?;
+    ensure_eq!(missing, None, "replace of a missing key");
+    let got = store.get(Namespace::Session, "k").await.or_fail("get")?;
+    ensure_eq!(got, None, "replace of a missing key writes nothing");
+    store
+        .put(Namespace::Session, "k", b"one", LONG)
+        .await
+        .or_fail("put")?;
+    let old = store
+        .replace(Namespace::Session, "k", b"two", LONG)
+        .await
+        .or_fail("replace")?;
+    ensure_eq!(old, some(b"one"), "replace returns the old value");
+    let got = store.get(Namespace::Session, "k").await.or_fail("get")?;
+    ensure_eq!(got, some(b"two"), "replace writes the new value");
+    store
+        .delete(Namespace::Session, "k")
+        .await
+        .or_fail("delete")?;
+    let after_delete = store
+        .replace(Namespace::Session, "k", b"three", LONG)
+        .await
+        .or_fail("replace")?;
+    ensure_eq!(after_delete, None, "replace after delete");
+    let got = store.get(Namespace::Session, "k").await.or_fail("get")?;
+    ensure_eq!(got, None, "replace does not re-create a deleted key");
+    Ok(())
+}
+
+async fn concurrent_replaces_each_see_the_value_they_overwrote<S: Store>(
+    store: Arc<S>,
+) -> CheckResult {
+    store
+        .put(Namespace::Session, "race", b"v0", LONG)
+        .await
+        .or_fail("put")?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let writers: Vec<_> = (1..=8)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let value = format!("v{i}").into_bytes();
+                barrier.wait().await;
+                let old = store
+                    .replace(Namespace::Session, "race", &value, LONG)
+                    .await;
+                (value, old)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for writer in writers {
+        results.push(
+            writer
+                .await
+                .map_err(|e| format!("a replace task failed: {e}"))?,
+        );
+    }
+    // Each write replaced exactly one earlier value: the original and every
+    // value but the last one written are each seen exactly once.
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for (_, old) in &results {
+        match old {
+            Ok(Some(old)) => seen.push(old.clone()),
+            Ok(None) => return Err("a replace of a live key wrote nothing".into()),
+            Err(e) => return Err(format!("replace: {e}")),
+        }
+    }
+    let last = store
+        .get(Namespace::Session, "race")
+        .await
+        .or_fail("get")?
+        .ok_or("the key vanished")?;
+    let mut written: Vec<Vec<u8>> = results.into_iter().map(|(v, _)| v).collect();
+    written.push(b"v0".to_vec());
+    written.retain(|v| *v != last);
+    seen.sort();
+    written.sort();
+    ensure_eq!(seen, written, "each value overwritten exactly once");
+    Ok(())
+}
+
+async fn replace_does_not_revive_an_expired_key<S: Store>(store: Arc<S>) -> CheckResult {
+    store
+        .put(Namespace::Session, "expiring", b"v", SHORT)
+        .await
+        .or_fail("put")?;
+    tokio::time::sleep(PAST_SHORT).await;
+    let old = store
+        .replace(Namespace::Session, "expiring", b"w", LONG)
+        .await
+        .or_fail("replace")?;
+    ensure_eq!(old, None, "replace of an expired key");
+    let got = store
+        .get(Namespace::Session, "expiring")
+        .await
+        .or_fail("get")?;
+    ensure_eq!(got, None, "replace does not revive an expired key");
     Ok(())
 }
 

@@ -120,6 +120,24 @@ impl Store for MemoryStore {
         Ok(old.filter(|e| e.expires > now).map(|e| e.value))
     }
 
+    async fn replace(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        match map.get_mut(&(ns, key.to_string())) {
+            Some(entry) if entry.expires > now => {
+                entry.expires = now + ttl;
+                Ok(Some(std::mem::replace(&mut entry.value, value.to_vec())))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let map = self.lock();
         Ok(map

@@ -96,6 +96,16 @@ pub trait Store: Send + Sync + 'static {
         value: &[u8],
         ttl: Duration,
     ) -> StoreResult<Option<Vec<u8>>>;
+    /// Writes `key` only over a live record (never re-creating one that
+    /// expired or was deleted) and returns the value it replaced, in one
+    /// atomic step; `None`: nothing was there and nothing was written.
+    async fn replace(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>>;
     /// Reads and deletes `key` in one atomic step.
     async fn take(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Deletes `key`; returns whether it existed.

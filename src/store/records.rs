@@ -331,6 +331,21 @@ impl Records {
         )
     }
 
+    /// Writes `value` only over a live record and returns the one replaced.
+    pub async fn replace<T: Serialize + DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        secret: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> StoreResult<Option<T>> {
+        decode(
+            self.store
+                .replace(ns, &secret_hash(secret), &encode(value), ttl)
+                .await?,
+        )
+    }
+
     pub async fn delete(&self, ns: Namespace, secret: &str) -> StoreResult<bool> {
         self.store.delete(ns, &secret_hash(secret)).await
     }

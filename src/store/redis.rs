@@ -492,6 +492,19 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn replace(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        // `SET … XX GET`: only over an existing key, returning its value.
+        let mut cmd = self.set(ns, key, value, ttl);
+        cmd.arg("XX").arg("GET");
+        self.run(&cmd).await
+    }
+
     async fn get(&self, ns: Namespace, key: &str) -> StoreResult<Option<Vec<u8>>> {
         self.run(&self.on_key("GET", ns, key)).await
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::bridge::{Bridge, POST_LOGOUT_URI, REFRESH, Setup};
+use common::bridge::{Bridge, CONSENT, POST_LOGOUT_URI, REDIRECT_URI, REFRESH, Setup};
 use common::browser::{
     Browser, ClientAuth, auth_params, id_claims, location, param, sign_in_and_redeem,
 };
@@ -301,7 +301,141 @@ async fn clients_with_a_backchannel_uri_receive_a_signed_logout_token(mut setup:
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
 }
 
+/// Sign-ins to several applications at once through one session each add
+/// their client to it; none is lost, so the logout reaches every one.
+async fn concurrent_sign_ins_through_one_session_all_get_the_back_channel_logout(mut setup: Setup) {
+    const APPS: usize = 6;
+    let receiver = Receiver::start().await;
+    setup.backchannel_uri = Some(receiver.url.clone());
+    for i in 0..APPS {
+        setup.extra_toml.push_str(&format!(
+            "[[clients]]\nclient_id = \"app-bc-{i}\"\nclient_secret = \"bc-{i}-secret-0123456789abcdef0123456789\"\nredirect_uris = [\"{REDIRECT_URI}\"]\nbackchannel_logout_uri = \"{}\"\n",
+            receiver.url
+        ));
+    }
+    let bridge = Bridge::start(setup).await;
+    let browser = Browser::new();
+    let auth = ClientAuth::Other(REFRESH.0, REFRESH.1);
+    let tokens = sign_in_and_redeem(&bridge, &browser, auth, "openid", ADA).await;
+    let clients: Vec<String> = (0..APPS).map(|i| format!("app-bc-{i}")).collect();
+    // One browser (one cookie jar), several tabs at once.
+    let tabs: Vec<_> = clients
+        .iter()
+        .map(|client| {
+            let mut url = url::Url::parse(&bridge.url("/authorize")).unwrap();
+            url.query_pairs_mut()
+                .extend_pairs(auth_params(client, "st", "n"));
+            let http = browser.http.clone();
+            tokio::spawn(async move { http.get(url).send().await.unwrap() })
+        })
+        .collect();
+    for tab in tabs {
+        let r = tab.await.unwrap();
+        assert!(
+            param(&location(&r), "code").is_some(),
+            "signed in through the session"
+        );
+    }
+
+    let hint = tokens["id_token"].as_str().unwrap();
+    let r = logout(&bridge, &browser, &[("id_token_hint", hint)]).await;
+    assert_eq!(r.status(), 200);
+    let bodies = receiver.wait_for(APPS + 1, Duration::from_secs(10)).await;
+    let mut audiences: Vec<String> = bodies
+        .iter()
+        .map(|body| {
+            let token = url::form_urlencoded::parse(body.as_bytes())
+                .find(|(k, _)| k == "logout_token")
+                .map(|(_, v)| v.into_owned())
+                .expect("a logout_token field");
+            common::browser::jwt_claims(&token)["aud"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    audiences.sort();
+    let mut expected: Vec<String> = clients.clone();
+    expected.push(REFRESH.0.to_string());
+    expected.sort();
+    assert_eq!(
+        audiences, expected,
+        "one logout token per client of the session"
+    );
+}
+
+/// The consent page was open when the person signed out in another tab:
+/// the session cookie is gone, so "Allow" is refused and the session stays
+/// ended.
+async fn a_logout_while_the_consent_page_is_open_is_not_undone_by_allow(setup: Setup) {
+    let bridge = Bridge::start(setup).await;
+    let browser = Browser::new();
+    let consent_page = consent_page(&bridge, &browser).await;
+
+    let html = logout(&bridge, &browser, &[]).await.text().await.unwrap();
+    assert_eq!(confirm(&bridge, &browser, &html).await.status(), 200);
+
+    let r = answer_consent(&bridge, &browser, &consent_page).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none(), "no code");
+    assert!(
+        !still_signed_in(&bridge, &browser).await,
+        "the session stays ended"
+    );
+}
+
+/// The session ended (here: idle) while the consent page was open, the
+/// cookie still in the browser: "Allow" gets access_denied, not a code for
+/// a session that no longer exists, and no session comes back.
+async fn an_allow_after_the_session_ended_gets_access_denied(mut setup: Setup) {
+    setup
+        .env
+        .push(("BRIDGE_SESSIONS__IDLE_SECS".into(), "2".into()));
+    let bridge = Bridge::start(setup).await;
+    let browser = Browser::new();
+    let consent_page = consent_page(&bridge, &browser).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+
+    let r = answer_consent(&bridge, &browser, &consent_page).await;
+    let back = location(&r);
+    assert_eq!(
+        param(&back, "error").as_deref(),
+        Some("access_denied"),
+        "{back}"
+    );
+    assert_eq!(param(&back, "state").as_deref(), Some("st"));
+    assert!(param(&back, "code").is_none());
+    assert!(
+        !still_signed_in(&bridge, &browser).await,
+        "no session came back"
+    );
+}
+
+async fn consent_page(bridge: &Bridge, browser: &Browser) -> String {
+    let slack = browser
+        .to_slack(bridge, &auth_params(CONSENT.0, "st", "n"))
+        .await;
+    let callback = browser.slack_decide(&slack, ADA).await;
+    let page = browser.get(callback.as_str()).await;
+    assert_eq!(page.status(), 200, "the consent page");
+    page.text().await.unwrap()
+}
+
+async fn answer_consent(bridge: &Bridge, browser: &Browser, page: &str) -> reqwest::Response {
+    let interaction = crate::sessions::hidden_value(page, "interaction");
+    browser
+        .http
+        .post(bridge.url("/consent"))
+        .form(&[("interaction", interaction.as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .unwrap()
+}
+
 on_both_stores!(
+    concurrent_sign_ins_through_one_session_all_get_the_back_channel_logout,
+    a_logout_while_the_consent_page_is_open_is_not_undone_by_allow,
+    an_allow_after_the_session_ended_gets_access_denied,
     a_valid_hint_and_registered_uri_redirect_with_state_and_end_the_session,
     without_state_the_redirect_carries_none,
     an_unregistered_or_altered_uri_gets_the_confirmation_page,
