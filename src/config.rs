@@ -61,6 +61,10 @@ pub struct StoreConfig {
     pub redis_cluster: bool,
     /// More seed nodes of the cluster, tried when `redis_url` is down.
     pub redis_cluster_nodes: Vec<String>,
+    /// PEM file of the certificate authority that signed the Redis server's
+    /// certificate, for `rediss://` URLs; without it the system's roots are
+    /// trusted (enough for managed Redis services with public certificates).
+    pub redis_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Every store call gives up after this long and the request answers 503.
@@ -76,6 +80,7 @@ impl Default for StoreConfig {
             redis_url: "redis://127.0.0.1:6379/0".into(),
             redis_cluster: false,
             redis_cluster_nodes: Vec::new(),
+            redis_ca_file: None,
             key_prefix: "sob:".into(),
             timeout_ms: 2000,
             memory_max_entries: 100_000,
@@ -500,6 +505,7 @@ impl Config {
                     "is only used with store.redis_cluster = true",
                 ));
             }
+            self.check_redis_tls()?;
         }
         for (name, v) in [
             (
@@ -702,11 +708,50 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Every node is TLS or none is (one set of certificates serves them
+    /// all), and a CA file is only given for TLS and holds a certificate.
+    fn check_redis_tls(&self) -> Result<(), ConfigError> {
+        let store = &self.store;
+        let tls = store.redis_url.starts_with("rediss://");
+        for (i, url) in store.redis_cluster_nodes.iter().enumerate() {
+            if url.starts_with("rediss://") != tls {
+                return Err(err(
+                    format!("store.redis_cluster_nodes[{i}]"),
+                    "mixes rediss:// and redis://: every node of the cluster uses TLS or none does",
+                ));
+            }
+        }
+        let Some(path) = &store.redis_ca_file else {
+            return Ok(());
+        };
+        if !tls {
+            return Err(err(
+                "store.redis_ca_file",
+                "is only used with a rediss:// URL (TLS)",
+            ));
+        }
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            err(
+                "store.redis_ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(err(
+                "store.redis_ca_file",
+                format!("{} holds no PEM certificate", path.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn redis_url_ok(s: &str) -> Result<(), String> {
     let url = Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
     match url.scheme() {
         "redis" | "redis+unix" | "unix" => Ok(()),
-        "rediss" => Err("TLS to Redis (rediss://) is not supported yet: reach Redis over a private network or a TLS tunnel".into()),
+        "rediss" => Ok(()),
         other => Err(format!("scheme \"{other}\" is not redis:// or rediss://")),
     }
 }
@@ -714,8 +759,8 @@ fn redis_url_ok(s: &str) -> Result<(), String> {
 /// A cluster node is reached over TCP, and a cluster has only database 0.
 fn cluster_node_ok(s: &str) -> Result<(), String> {
     let url = Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
-    if url.scheme() != "redis" {
-        return Err("a Redis Cluster node must be a redis://host:port URL".into());
+    if !matches!(url.scheme(), "redis" | "rediss") {
+        return Err("a Redis Cluster node must be a redis:// or rediss://host:port URL".into());
     }
     if !matches!(url.path(), "" | "/" | "/0") {
         return Err("Redis Cluster has only database 0: leave the path empty or /0".into());
@@ -1132,5 +1177,43 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
         )
         .unwrap_err();
         assert_eq!(e.path, "store.redis_cluster_nodes");
+    }
+
+    #[test]
+    fn rediss_is_accepted_and_a_ca_file_needs_tls_and_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let store = |url: &str, extra: &str| {
+            format!("{MINIMAL}[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\n{extra}")
+        };
+        let ca_line = |path: &Path| format!("redis_ca_file = \"{}\"", path.display());
+
+        let c = load(&store("rediss://:pw@10.0.0.1:6380/0", ""), &[]).unwrap();
+        assert_eq!(c.store.redis_ca_file, None);
+        let c = load(&store("rediss://10.0.0.1:6380/0", &ca_line(&ca)), &[]).unwrap();
+        assert_eq!(c.store.redis_ca_file.as_deref(), Some(ca.as_path()));
+
+        let e = load(&store("redis://10.0.0.1:6379/0", &ca_line(&ca)), &[]).unwrap_err();
+        assert_eq!(e.path, "store.redis_ca_file");
+        assert!(e.message.contains("rediss://"), "{}", e.message);
+        let e = load(&store("rediss://10.0.0.1:6380/0", &ca_line(&not_pem)), &[]).unwrap_err();
+        assert!(e.message.contains("no PEM certificate"), "{}", e.message);
+        let missing = dir.path().join("missing.pem");
+        let e = load(&store("rediss://10.0.0.1:6380/0", &ca_line(&missing)), &[]).unwrap_err();
+        assert!(e.message.contains("cannot read"), "{}", e.message);
+
+        let mixed = store(
+            "rediss://10.0.0.1:7000",
+            "redis_cluster = true\nredis_cluster_nodes = [\"redis://10.0.0.2:7000\"]",
+        );
+        let e = load(&mixed, &[]).unwrap_err();
+        assert_eq!(e.path, "store.redis_cluster_nodes[0]");
     }
 }

@@ -55,6 +55,14 @@ const MAX_TTL_MS: u64 = i64::MAX as u64 / 4;
 /// (`MOVED`, `ASK`) or a reconnect; the store's timeout bounds them all.
 const CLUSTER_RETRIES: u32 = 3;
 
+/// Trust only `ca_pem` for the server's certificate; no client certificate.
+fn own_ca(ca_pem: Vec<u8>) -> ::redis::TlsCertificates {
+    ::redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca_pem),
+    }
+}
+
 /// Compare-and-delete: the lock's holder alone releases it.
 const UNLOCK: &str = r#"
 if redis.call("GET", KEYS[1]) == ARGV[1] then
@@ -143,9 +151,23 @@ impl RedisStore {
     /// prepended verbatim to every key (e.g. `"sob:"`); `timeout` bounds
     /// every call.
     pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        Self::new_with_ca(url, None, key_prefix, timeout)
+    }
+
+    /// Like [`new`](Self::new); a `rediss://` server's certificate must
+    /// chain to `ca_pem` when given (to the system's roots otherwise).
+    pub fn new_with_ca(
+        url: &str,
+        ca_pem: Option<Vec<u8>>,
+        key_prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisStore, StoreError> {
         // The parser's messages never echo the URL, so no password can leak.
-        let client = Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let client = match ca_pem {
+            Some(ca) => Client::build_with_tls(url, own_ca(ca)),
+            None => Client::open(url),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         Ok(Self::with(Connector::Single(client), key_prefix, timeout))
     }
 
@@ -156,6 +178,16 @@ impl RedisStore {
         key_prefix: &str,
         timeout: Duration,
     ) -> Result<RedisStore, StoreError> {
+        Self::cluster_with_ca(seeds, None, key_prefix, timeout)
+    }
+
+    /// Like [`cluster`](Self::cluster), with the CA of `rediss://` nodes.
+    pub fn cluster_with_ca(
+        seeds: &[String],
+        ca_pem: Option<Vec<u8>>,
+        key_prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisStore, StoreError> {
         if seeds.is_empty() {
             return Err(StoreError::Unavailable(
                 "a Redis Cluster needs at least one node URL".into(),
@@ -163,11 +195,15 @@ impl RedisStore {
         }
         let invalid = |e: RedisError| StoreError::Unavailable(format!("invalid Redis URL: {e}"));
         let builder = || {
-            ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+            let builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
                 .connection_timeout(timeout)
                 .retries(CLUSTER_RETRIES)
                 .min_retry_wait(10)
-                .max_retry_wait(timeout.as_millis().clamp(10, 500) as u64)
+                .max_retry_wait(timeout.as_millis().clamp(10, 500) as u64);
+            match &ca_pem {
+                Some(ca) => builder.certs(own_ca(ca.clone())),
+                None => builder,
+            }
         };
         let bounded = builder()
             .response_timeout(timeout)
@@ -189,13 +225,24 @@ impl RedisStore {
     /// `redis_url`, or with `redis_cluster` a cluster whose seed nodes are
     /// `redis_url` and `redis_cluster_nodes`.
     pub fn from_config(config: &StoreConfig) -> Result<RedisStore, StoreError> {
+        let ca_pem = match &config.redis_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
         if config.redis_cluster {
             let seeds: Vec<String> = std::iter::once(config.redis_url.clone())
                 .chain(config.redis_cluster_nodes.iter().cloned())
                 .collect();
-            Self::cluster(&seeds, &config.key_prefix, config.timeout())
+            Self::cluster_with_ca(&seeds, ca_pem, &config.key_prefix, config.timeout())
         } else {
-            Self::new(&config.redis_url, &config.key_prefix, config.timeout())
+            Self::new_with_ca(
+                &config.redis_url,
+                ca_pem,
+                &config.key_prefix,
+                config.timeout(),
+            )
         }
     }
 

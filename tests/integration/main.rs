@@ -16,6 +16,7 @@ mod limits;
 mod logout;
 mod observability;
 mod pages;
+mod redis_tls;
 mod refresh;
 mod refusals;
 mod rp_library;

@@ -14,6 +14,45 @@ pub struct RedisServer {
     pub port: u16,
     pub url: String,
     child: Option<Child>,
+    /// Serves TLS only (rediss://) with these files.
+    tls: Option<TlsFiles>,
+}
+
+/// A certificate authority of the test's own and a certificate for
+/// 127.0.0.1 that it signed, as PEM files in a temporary directory.
+pub struct TlsFiles {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: String,
+}
+
+impl TlsFiles {
+    pub fn generate() -> TlsFiles {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "slack-oidc-bridge test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("ca.pem", &ca_cert.pem());
+        write("server.pem", &server_cert.pem());
+        write("server.key", &server_key.serialize_pem());
+        TlsFiles {
+            ca_pem: ca_cert.pem(),
+            dir,
+        }
+    }
+
+    pub fn ca_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
 }
 
 impl RedisServer {
@@ -28,6 +67,7 @@ impl RedisServer {
                 port,
                 url: format!("redis://127.0.0.1:{port}"),
                 child: None,
+                tls: None,
             };
             match server.launch() {
                 Ok(()) => return server,
@@ -35,6 +75,26 @@ impl RedisServer {
             }
         }
         panic!("redis-server failed to start: {last_error}");
+    }
+
+    /// Starts a server that speaks TLS only, with a certificate for
+    /// 127.0.0.1 from `tls`'s authority; its URL is `rediss://`.
+    pub fn start_tls(tls: TlsFiles) -> RedisServer {
+        let port = free_port();
+        let mut server = RedisServer {
+            port,
+            url: format!("rediss://127.0.0.1:{port}"),
+            child: None,
+            tls: Some(tls),
+        };
+        if let Err(e) = server.launch() {
+            panic!("redis-server with TLS failed to start: {e}");
+        }
+        server
+    }
+
+    pub fn tls(&self) -> &TlsFiles {
+        self.tls.as_ref().expect("a TLS server")
     }
 
     /// Kills the server (its data is gone); the port stays reserved for `restart`.
@@ -74,15 +134,24 @@ impl RedisServer {
 
     fn launch(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
-        let spawned = Command::new("redis-server")
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--protected-mode",
-                "yes",
-            ])
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some(tls) => {
+                let file = |name: &str| tls.dir.path().join(name);
+                command
+                    .args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(file("server.pem"))
+                    .arg("--tls-key-file")
+                    .arg(file("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(file("ca.pem"))
+                    .args(["--tls-auth-clients", "no"])
+            }
+        };
+        let spawned = command
+            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             // Nothing should be written, but never into the source tree.
             .arg("--dir")
@@ -113,7 +182,12 @@ impl RedisServer {
                     self.port
                 ));
             }
-            if answers_ping(self.port) {
+            let ready = match self.tls {
+                None => answers_ping(self.port),
+                // A TLS port: listening is enough (PING would need a handshake).
+                Some(_) => TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok(),
+            };
+            if ready {
                 return Ok(());
             }
             if Instant::now() > deadline {
