@@ -108,7 +108,7 @@ impl ConnectionLike for Conn {
 
 /// How connections are made: a single server's client, or a cluster's.
 enum Connector {
-    Single(Client),
+    Single(Box<Client>),
     Cluster(Box<ClusterClients>),
 }
 
@@ -168,7 +168,11 @@ impl RedisStore {
             None => Client::open(url),
         }
         .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-        Ok(Self::with(Connector::Single(client), key_prefix, timeout))
+        Ok(Self::with(
+            Connector::Single(Box::new(client)),
+            key_prefix,
+            timeout,
+        ))
     }
 
     /// A Redis Cluster reached through `seeds` (any of its nodes; the others
@@ -327,7 +331,7 @@ impl RedisStore {
                     })
                     // Fail fast while Redis is down; the next call tries again.
                     .set_number_of_retries(0);
-                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+                let manager = ConnectionManager::new_lazy_with_config((**client).clone(), config)?;
                 let conn = Conn::Single(manager);
                 *slot = Some(conn.clone());
                 Ok(conn)
