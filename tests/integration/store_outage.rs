@@ -1,4 +1,4 @@
-//! The bridge on Redis when Redis is gone or frozen: it keeps answering
+//! The bridge on Redis when Redis is gone, killed mid-run or frozen: it keeps answering
 //! quickly (503 / `temporarily_unavailable`, never a hang), says it is not
 //! ready, and heals by itself when Redis is back. And what it writes to Redis
 //! is never a usable code, token or state.
@@ -150,6 +150,28 @@ async fn a_bridge_started_without_redis_answers_unavailable_and_heals_when_redis
     redis.restart();
     wait_ready(&bridge, Duration::from_secs(5)).await;
     sign_in(&bridge, "state-after-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_killed_mid_run_and_restarted_is_survived_without_restarting_the_bridge() {
+    let mut redis = RedisServer::start();
+    let bridge = bridge_on(&redis).await;
+    wait_ready(&bridge, Duration::from_secs(5)).await;
+    // Connections are open and in use when Redis dies.
+    sign_in(&bridge, "state-before-kill").await;
+
+    redis.stop();
+    let (status, body) = within_bound("GET /readyz", readyz(&bridge)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_authorize_is_temporarily_unavailable(&bridge).await;
+    assert_token_is_temporarily_unavailable(&bridge).await;
+
+    // A new, empty Redis on the same address: the same bridge process.
+    let pid = bridge.pid();
+    redis.restart();
+    wait_ready(&bridge, Duration::from_secs(5)).await;
+    sign_in(&bridge, "state-after-restart").await;
+    assert_eq!(bridge.pid(), pid);
 }
 
 #[tokio::test(flavor = "multi_thread")]
