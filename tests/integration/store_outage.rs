@@ -1,7 +1,7 @@
-//! The bridge on Redis when Redis is gone, killed mid-run or frozen: it keeps answering
-//! quickly (503 / `temporarily_unavailable`, never a hang), says it is not
-//! ready, and heals by itself when Redis is back. And what it writes to Redis
-//! is never a usable code, token or state.
+//! The bridge on Redis when Redis is gone, killed mid-run or frozen: it
+//! keeps answering quickly (503 / `temporarily_unavailable`, never a hang),
+//! says it is not ready, and heals by itself when Redis is back. And what it
+//! writes to Redis is never a usable code, token or state.
 
 use crate::common;
 
