@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::Provider;
 use super::claims;
-use super::params::Params;
+use super::params::{Params, is_form};
 use crate::store::StoreResult;
 use crate::store::records::AccessGrant;
 
@@ -70,19 +70,14 @@ fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'stat
             }
         }
     };
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let from_body = if req.method() == actix_web::http::Method::POST && is_form && !body.is_empty()
-    {
-        let text = std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8")?;
-        let params = Params::parse(text).map_err(|_| "the body is malformed")?;
-        params.get("access_token").map(str::to_string)
-    } else {
-        None
-    };
+    let from_body =
+        if req.method() == actix_web::http::Method::POST && is_form(req) && !body.is_empty() {
+            let text = std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8")?;
+            let params = Params::parse(text).map_err(|_| "the body is malformed")?;
+            params.get("access_token").map(str::to_string)
+        } else {
+            None
+        };
     match (from_header, from_body) {
         (Some(_), Some(_)) => {
             Err("send the access token once, not in both the header and the body")

@@ -72,6 +72,22 @@ async fn full_flow(bridge: &Bridge, auth: ClientAuth) {
         .await
         .unwrap();
     assert_eq!(by_body.status(), 200, "token in a POST body");
+    // Media types are case-insensitive (RFC 9110 §8.3.1).
+    let by_body = http
+        .post(bridge.url("/userinfo"))
+        .header(
+            "content-type",
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+        )
+        .body(format!("access_token={access_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_body.status(),
+        200,
+        "token in a POST body, type in capitals"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
