@@ -4,7 +4,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::error::{OAuthError, redirect_with};
@@ -14,7 +13,7 @@ use super::grant::{
 use super::token::form_params;
 use crate::observability::metrics::{self, Refusal};
 use crate::store::Namespace;
-use crate::store::records::{PendingConsent, secret_hash};
+use crate::store::records::PendingConsent;
 use crate::store::seal;
 use crate::web::i18n::Locale;
 
@@ -52,11 +51,10 @@ pub async fn consent(
         }
         Err(e) => return page(OAuthError::unavailable(&e)),
     };
-    let same_browser = req
-        .cookie(provider.session_cookie_name())
-        .map(|c| secret_hash(c.value()))
-        .is_some_and(|h| bool::from(h.as_bytes().ct_eq(pending.browser_hash.as_bytes())));
-    if !same_browser {
+    if provider
+        .session_cookie_bound_to(&req, &pending.browser_hash)
+        .is_none()
+    {
         return provider.error_page_in(
             Locale::for_request(&req, pending.request.ui_locale.as_deref()),
             back_link(&provider, &pending.request).as_ref(),

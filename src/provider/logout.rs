@@ -8,7 +8,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::backchannel;
@@ -230,24 +229,12 @@ pub async fn confirmed(
         }
         Err(e) => return page(OAuthError::unavailable(&e)),
     };
-    let cookie = req
-        .cookie(provider.session_cookie_name())
-        .map(|c| c.value().to_string());
-    let bound = cookie.as_deref().is_some_and(|c| {
-        bool::from(
-            secret_hash(c)
-                .as_bytes()
-                .ct_eq(pending.browser_hash.as_bytes()),
-        )
-    });
-    if !bound {
+    let Some(cookie) = provider.session_cookie_bound_to(&req, &pending.browser_hash) else {
         return page(OAuthError::invalid_request(
             "this page was opened in another browser",
         ));
-    }
-    if let Some(cookie) = cookie {
-        finish(&provider, &cookie).await;
-    }
+    };
+    finish(&provider, &cookie).await;
     let mut response = signed_out_page(&provider, locale);
     let _ = response.add_cookie(&provider.session_cookie_removal());
     response

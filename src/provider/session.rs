@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
+use subtle::ConstantTimeEq;
 
 use super::Provider;
 use crate::store::records::{Session, random_secret, secret_hash};
@@ -135,6 +136,15 @@ impl Provider {
         let mut c = self.session_cookie("");
         c.make_removal();
         c
+    }
+
+    /// The request's session cookie when it is the one a page was bound to
+    /// (`bound_hash`, its hash), compared in constant time: the answer to a
+    /// consent or logout page must come from the browser that was shown it.
+    pub fn session_cookie_bound_to(&self, req: &HttpRequest, bound_hash: &str) -> Option<String> {
+        let cookie = req.cookie(self.session_cookie_name())?;
+        let hash = secret_hash(cookie.value());
+        bool::from(hash.as_bytes().ct_eq(bound_hash.as_bytes())).then(|| cookie.value().to_string())
     }
 
     /// Hash of this browser's binding cookie, if it has one.
