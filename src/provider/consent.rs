@@ -93,8 +93,8 @@ pub async fn consent(
                 .join_session(&cookie, session, &request.client_id)
                 .await
         }
-        Ok(None) => Ok(None),
-        Err(e) => Err(e),
+        // No session (Ok(None)) or the store failed (Err): passed on as is.
+        other => other.map(|_| None),
     };
     match joined {
         Ok(Some(_)) => {}

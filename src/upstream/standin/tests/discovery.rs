@@ -114,13 +114,7 @@ async fn jwks_serves_one_rs256_key_without_use_and_counts_fetches() {
 async fn api_json_escapes_slashes_like_slack() {
     let h = spawn().await;
     let c = client();
-    let t = exchange(
-        &h,
-        &c,
-        APP,
-        &code(&h, &c, &params(APP), "U0000000001").await,
-    )
-    .await;
+    let t = sign_in(&h, &c, "U0000000001").await;
     let raw = c
         .post(format!("{}/api/openid.connect.userInfo", h.base_url))
         .bearer_auth(t["access_token"].as_str().unwrap())
@@ -155,13 +149,7 @@ async fn rotate_key_serves_only_the_new_key() {
         .unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["kid"], new.as_str());
-    let t = exchange(
-        &h,
-        &c,
-        APP,
-        &code(&h, &c, &params(APP), "U0000000001").await,
-    )
-    .await;
+    let t = sign_in(&h, &c, "U0000000001").await;
     verify(&h, &c, t["id_token"].as_str().unwrap(), APP)
         .await
         .expect("signed with the new key");

@@ -127,13 +127,7 @@ async fn token_fault_slow_delays_then_succeeds() {
 async fn userinfo_faults_answer_html_404_error_code_or_slowly() {
     let h = spawn().await;
     let c = client();
-    let t = exchange(
-        &h,
-        &c,
-        APP,
-        &code(&h, &c, &params(APP), "U0000000001").await,
-    )
-    .await;
+    let t = sign_in(&h, &c, "U0000000001").await;
     let access = t["access_token"].as_str().unwrap();
     let get = || {
         c.get(format!("{}/api/openid.connect.userInfo", h.base_url))
@@ -249,13 +243,7 @@ async fn id_token_faults_break_exactly_one_property() {
     assert!(claims.get("at_hash").is_none());
 
     // Cleared faults give a clean token again.
-    let t = exchange(
-        &h,
-        &c,
-        APP,
-        &code(&h, &c, &params(APP), "U0000000001").await,
-    )
-    .await;
+    let t = sign_in(&h, &c, "U0000000001").await;
     assert!(
         verify(&h, &c, t["id_token"].as_str().unwrap(), APP)
             .await

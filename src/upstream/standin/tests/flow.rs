@@ -119,13 +119,7 @@ async fn flow_without_nonce_yields_empty_nonce_claim() {
 async fn grid_user_gets_enterprise_claims() {
     let h = spawn().await;
     let c = client();
-    let t = exchange(
-        &h,
-        &c,
-        APP,
-        &code(&h, &c, &params(APP), "W0000000003").await,
-    )
-    .await;
+    let t = sign_in(&h, &c, "W0000000003").await;
     let claims = verify(&h, &c, t["id_token"].as_str().unwrap(), APP)
         .await
         .unwrap();
@@ -143,13 +137,7 @@ async fn grid_user_gets_enterprise_claims() {
 async fn user_without_email_gets_no_email_claims() {
     let h = spawn().await;
     let c = client();
-    let t = exchange(
-        &h,
-        &c,
-        APP,
-        &code(&h, &c, &params(APP), "U0000000004").await,
-    )
-    .await;
+    let t = sign_in(&h, &c, "U0000000004").await;
     let claims = verify(&h, &c, t["id_token"].as_str().unwrap(), APP)
         .await
         .unwrap();

@@ -165,6 +165,11 @@ pub async fn exchange(
     token(h, c, &form).await.1
 }
 
+/// A whole sign-in of `user` to `APP`: its token answer.
+pub async fn sign_in(h: &StandinHandle, c: &reqwest::Client, user: &str) -> Value {
+    exchange(h, c, APP, &code(h, c, &params(APP), user).await).await
+}
+
 /// Verifies an ID token against the served JWKS and returns its claims.
 pub async fn verify(
     h: &StandinHandle,
