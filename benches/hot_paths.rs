@@ -34,6 +34,7 @@ fn identity() -> SlackIdentity {
         locale: Some("en-GB".into()),
         team_name: Some("Example Workspace".into()),
         team_domain: Some("example-workspace".into()),
+        groups: None,
     }
 }
 
@@ -74,7 +75,7 @@ fn signing(c: &mut Criterion) {
 }
 
 fn documents(c: &mut Criterion) {
-    let discovery = discovery::metadata(ISSUER, &Algorithm::ALL);
+    let discovery = discovery::metadata(ISSUER, &Algorithm::ALL, true);
     let keys: Vec<_> = Algorithm::ALL
         .iter()
         .map(|&alg| SigningKey::generate(alg).unwrap().0.public_jwk())

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use slack_oidc_bridge::keys::{Algorithm, SigningKey};
 use slack_oidc_bridge::upstream::standin::{
-    self, StandinApp, StandinHandle, StandinOptions, StandinUser,
+    self, DEV_BOT_TOKEN, StandinApp, StandinGroup, StandinHandle, StandinOptions, StandinUser,
 };
 
 const UPSTREAM_ID: &str = "9999999999.1111111111";
@@ -644,6 +644,9 @@ impl BridgeProcess {
             }],
             users: StandinUser::fixtures(),
             exact_slack_mode: false,
+            groups: StandinGroup::fixtures(),
+            bot_token: Some(DEV_BOT_TOKEN.into()),
+            events: None,
         })
         .await
         .expect("the stand-in starts");

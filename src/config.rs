@@ -213,6 +213,37 @@ pub struct UpstreamConfig {
     /// Least time between two refetches of Slack's JWKS on an unknown `kid`.
     #[serde(default = "default_jwks_cooldown")]
     pub jwks_refetch_cooldown_secs: u64,
+    /// Slack's Web API base, for the bot-token calls (`users.info`,
+    /// `usergroups.list`).
+    #[serde(default = "default_api_url")]
+    pub api_url: String,
+    /// The Slack app's bot token (`users:read`, `usergroups:read`): turns on
+    /// the directory (guests, deactivated accounts, user groups).
+    #[serde(default)]
+    pub bot_token: Option<String>,
+    /// The Slack app's signing secret: turns on `POST {issuer}/slack/events`.
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    /// Admit Slack guests (multi- and single-channel); known only with a bot token.
+    #[serde(default)]
+    pub allow_guests: bool,
+    /// How long a person's directory answer, a person's userInfo answer and a
+    /// workspace's user groups are reused before Slack is asked again.
+    #[serde(default = "default_directory_ttl")]
+    pub directory_ttl_secs: u64,
+    /// How long a last-known answer stands in while Slack does not answer.
+    #[serde(default = "default_max_staleness")]
+    pub max_staleness_secs: u64,
+}
+
+fn default_api_url() -> String {
+    "https://slack.com/api".into()
+}
+fn default_directory_ttl() -> u64 {
+    300
+}
+fn default_max_staleness() -> u64 {
+    3600
 }
 
 fn default_upstream_issuer() -> String {
@@ -372,6 +403,16 @@ pub struct ClientConfig {
     /// Put `sid` in ID tokens and logout tokens.
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// Slack workspaces (or enterprises) this application admits, within
+    /// `upstream.allowed_team_ids`; empty: every allowed workspace.
+    #[serde(default)]
+    pub allowed_team_ids: Vec<String>,
+    /// Slack user group handles; the person must be in one (needs a bot token).
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Overrides `upstream.allow_guests` for this application.
+    #[serde(default)]
+    pub allow_guests: Option<bool>,
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -472,6 +513,7 @@ impl Config {
         let upstream = Url::parse(&self.upstream.issuer)
             .map_err(|e| err("upstream.issuer", format!("not a URL: {e}")))?;
         check_https_or_loopback("upstream.issuer", &upstream)?;
+        self.validate_directory()?;
         if self.upstream.client_id.trim().is_empty() {
             return Err(err("upstream.client_id", "must not be empty"));
         }
@@ -693,6 +735,7 @@ impl Config {
             if let Some(uri) = &c.backchannel_logout_uri {
                 check_redirect_uri(uri).map_err(|m| err(at("backchannel_logout_uri"), m))?;
             }
+            self.validate_client_policy(c, &at)?;
             let alg: Algorithm = c
                 .id_token_signed_response_alg
                 .parse()
@@ -709,6 +752,91 @@ impl Config {
 }
 
 impl Config {
+    /// The bot-token directory and the Events API: what cannot work is
+    /// refused here, naming the key.
+    fn validate_directory(&self) -> Result<(), ConfigError> {
+        let upstream = &self.upstream;
+        let api = Url::parse(&upstream.api_url)
+            .map_err(|e| err("upstream.api_url", format!("not a URL: {e}")))?;
+        check_https_or_loopback("upstream.api_url", &api)?;
+        if let Some(token) = &upstream.bot_token
+            && !token.starts_with("xoxb-")
+        {
+            return Err(err(
+                "upstream.bot_token",
+                "must be the Slack app's bot token (it starts with \"xoxb-\")",
+            ));
+        }
+        if upstream
+            .signing_secret
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(err("upstream.signing_secret", "must not be empty"));
+        }
+        if upstream.directory_ttl_secs == 0 {
+            return Err(err("upstream.directory_ttl_secs", "must be greater than 0"));
+        }
+        if upstream.max_staleness_secs < upstream.directory_ttl_secs {
+            return Err(err(
+                "upstream.max_staleness_secs",
+                "must be at least upstream.directory_ttl_secs (a last answer stands in after it goes stale)",
+            ));
+        }
+        if self.standin.enabled
+            && upstream.bot_token.is_some()
+            && let Some(listen) = self.standin.listen
+            && upstream.api_url != format!("http://{listen}/api")
+        {
+            return Err(err(
+                "upstream.api_url",
+                format!("the Slack stand-in is enabled, so this must be \"http://{listen}/api\""),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A client's policy must be one the directory can enforce.
+    fn validate_client_policy(
+        &self,
+        c: &ClientConfig,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let upstream = &self.upstream;
+        if !c.allowed_groups.is_empty() && upstream.bot_token.is_none() {
+            return Err(err(
+                at("allowed_groups"),
+                "needs upstream.bot_token (with the usergroups:read scope): user groups are read from Slack's directory",
+            ));
+        }
+        if c.allowed_groups
+            .iter()
+            .any(|g| g.trim().is_empty() || g.starts_with('@'))
+        {
+            return Err(err(
+                at("allowed_groups"),
+                "each entry is a user group handle without '@', e.g. \"engineering\"",
+            ));
+        }
+        if c.allow_guests.is_some() && upstream.bot_token.is_none() {
+            return Err(err(
+                at("allow_guests"),
+                "needs upstream.bot_token (with the users:read scope): guests are only known from Slack's directory",
+            ));
+        }
+        for (j, team) in c.allowed_team_ids.iter().enumerate() {
+            if !upstream.allowed_team_ids.is_empty() && !upstream.allowed_team_ids.contains(team) {
+                return Err(err(
+                    format!("{}[{j}]", at("allowed_team_ids")),
+                    format!(
+                        "\"{team}\" is not in upstream.allowed_team_ids, so nobody from it can sign in"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Every node is TLS or none is (one set of certificates serves them
     /// all), and a CA file is only given for TLS and holds a certificate.
     fn check_redis_tls(&self) -> Result<(), ConfigError> {
@@ -939,6 +1067,55 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
             text,
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    #[test]
+    fn allowed_groups_without_a_bot_token_is_refused_naming_the_key() {
+        let text = format!("{MINIMAL}allowed_groups = [\"engineering\"]\n");
+        let e = load(&text, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].allowed_groups");
+        assert!(e.message.contains("upstream.bot_token"), "{e}");
+        let ok = load(&text, &[("BRIDGE_UPSTREAM__BOT_TOKEN", "xoxb-1-abc")]).unwrap();
+        assert_eq!(ok.clients[0].allowed_groups, vec!["engineering"]);
+        assert_eq!(ok.upstream.directory_ttl_secs, 300);
+        assert_eq!(ok.upstream.max_staleness_secs, 3600);
+    }
+
+    #[test]
+    fn a_client_guest_rule_without_a_bot_token_is_refused() {
+        let text = format!("{MINIMAL}allow_guests = true\n");
+        assert_eq!(
+            load(&text, &[]).unwrap_err().path,
+            "clients[0].allow_guests"
+        );
+    }
+
+    #[test]
+    fn a_user_token_in_place_of_the_bot_token_is_refused() {
+        let e = load(MINIMAL, &[("BRIDGE_UPSTREAM__BOT_TOKEN", "xoxp-1-abc")]).unwrap_err();
+        assert_eq!(e.path, "upstream.bot_token");
+    }
+
+    #[test]
+    fn a_client_workspace_outside_the_upstream_list_is_refused() {
+        let text = format!("{MINIMAL}allowed_team_ids = [\"T9\"]\n");
+        let e = load(&text, &[("BRIDGE_UPSTREAM__ALLOWED_TEAM_IDS", "[\"T1\"]")]).unwrap_err();
+        assert_eq!(e.path, "clients[0].allowed_team_ids[0]");
+        // Without an upstream list every workspace may sign in.
+        assert!(load(&text, &[]).is_ok());
+    }
+
+    #[test]
+    fn staleness_shorter_than_the_directory_ttl_is_refused() {
+        let e = load(
+            MINIMAL,
+            &[
+                ("BRIDGE_UPSTREAM__DIRECTORY_TTL_SECS", "600"),
+                ("BRIDGE_UPSTREAM__MAX_STALENESS_SECS", "60"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "upstream.max_staleness_secs");
     }
 
     #[test]

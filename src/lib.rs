@@ -3,7 +3,10 @@
 //! This file is the one place that wires the parts together: config, store,
 //! keys, the Slack client and the endpoints.
 
+pub mod admin;
 pub mod config;
+pub mod directory;
+pub mod events;
 pub mod health;
 pub mod keys;
 pub mod limits;
@@ -24,6 +27,7 @@ use anyhow::Context;
 use openidconnect::IssuerUrl;
 
 use config::{Config, StoreBackend};
+use directory::Directory;
 use keys::KeyStore;
 use limits::Limits;
 use provider::Provider;
@@ -75,7 +79,13 @@ pub fn build_provider(
     let issuer = config.issuer.clone();
     let issuer_url = IssuerUrl::new(issuer.clone()).context("issuer")?;
     let secure_cookies = issuer.starts_with("https://");
-    let slack = SlackClient::new(config.upstream.clone(), format!("{issuer}/callback"))?;
+    let slack = Arc::new(SlackClient::new(
+        config.upstream.clone(),
+        format!("{issuer}/callback"),
+    )?);
+    // Every store error is counted, whoever made the call.
+    let records = Records::new(observability::MeteredStore::wrap(store));
+    let directory = Directory::new(slack.clone(), records.clone(), &config.upstream);
     let base_path = url::Url::parse(&issuer)
         .context("issuer")?
         .path()
@@ -83,12 +93,16 @@ pub fn build_provider(
         .to_string();
     Ok(Provider {
         base_path,
-        discovery: provider::discovery::metadata(&issuer, &config.keys.algorithms),
+        discovery: provider::discovery::metadata(
+            &issuer,
+            &config.keys.algorithms,
+            directory.is_enabled(),
+        ),
         issuer,
         issuer_url,
         clients: Clients::from_config(&config.clients),
-        // Every store error is counted, whoever made the call.
-        records: Records::new(observability::MeteredStore::wrap(store)),
+        records,
+        directory,
         limits: Arc::new(Limits::from_config(&config.limits)),
         keys,
         slack,
@@ -126,6 +140,18 @@ pub async fn start_standin(config: &Config) -> anyhow::Result<Option<StandinHand
         }],
         users: StandinUser::fixtures(),
         exact_slack_mode: false,
+        groups: standin::StandinGroup::fixtures(),
+        // The stand-in's directory answers the bot token the bridge uses,
+        // and its admin page signs events with the bridge's secret.
+        bot_token: config.upstream.bot_token.clone(),
+        events: config
+            .upstream
+            .signing_secret
+            .clone()
+            .map(|signing_secret| standin::StandinEvents {
+                url: format!("{}/slack/events", config.issuer),
+                signing_secret,
+            }),
     })
     .await
     .context("starting the Slack stand-in")?;
@@ -204,6 +230,7 @@ pub fn app(
             actix_web::web::scope(&base_path)
                 .configure(health::routes)
                 .configure(observability::routes)
-                .configure(provider::routes),
+                .configure(provider::routes)
+                .configure(events::routes),
         )
 }

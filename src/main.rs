@@ -1,4 +1,5 @@
-//! The command line: serve, check-config, keys {list, rotate, revoke, prune}.
+//! The command line: serve, check-config, keys {list, rotate, revoke, prune},
+//! sessions {list, revoke}.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,6 +35,37 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// A Slack person's sessions and token families (Redis store only).
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List the person's live sessions and token families: application,
+    /// created, last used.
+    List {
+        #[arg(long, env = "BRIDGE_CONFIG")]
+        config: PathBuf,
+        /// The person as issued in `sub`, like T0123ABCD:U0456EFGH.
+        #[arg(long)]
+        user: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign the person out everywhere: end every session and token family,
+    /// and send logout tokens to the applications that registered a
+    /// back-channel logout URI.
+    Revoke {
+        #[arg(long, env = "BRIDGE_CONFIG")]
+        config: PathBuf,
+        /// The person as issued in `sub`, like T0123ABCD:U0456EFGH.
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -80,6 +112,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Keys { command } => keys_command(command),
+        Command::Sessions { command } => sessions_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +163,22 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
         config.store.backend,
         config.issuer
     );
+    Ok(())
+}
+
+fn sessions_command(command: SessionsCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let out = match command {
+        SessionsCommand::List { config, user, json } => {
+            runtime.block_on(slack_oidc_bridge::admin::list(load(&config)?, &user, json))?
+        }
+        SessionsCommand::Revoke { config, user } => {
+            runtime.block_on(slack_oidc_bridge::admin::revoke(load(&config)?, &user))?
+        }
+    };
+    println!("{out}");
     Ok(())
 }
 

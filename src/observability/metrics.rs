@@ -33,7 +33,8 @@ pub const SIGN_INS_REFUSED: &str = "bridge_sign_ins_refused_total";
 /// (`authorization_code`, `refresh_token`).
 pub const TOKENS_ISSUED: &str = "bridge_tokens_issued_total";
 /// Histogram, seconds. Calls to Slack, by `call` (`discovery`, `jwks`,
-/// `token`, `userinfo`) and `outcome` (`ok`, `error`).
+/// `token`, `userinfo`, `users_info`, `usergroups_list`) and `outcome`
+/// (`ok`, `error`).
 pub const UPSTREAM_DURATION: &str = "bridge_upstream_request_duration_seconds";
 /// Counter. Failed calls to Slack, by `call` and `kind` (`timeout`,
 /// `unreachable`, `rate_limited`, `http`, `not_json`, `slack_error`,
@@ -46,6 +47,21 @@ pub const STORE_ERRORS: &str = "bridge_store_errors_total";
 /// Counter. Requests answered 429 by a rate limit, by `endpoint`
 /// (`authorize`, `token`) and `limit` (`address`, `client`).
 pub const RATE_LIMITED: &str = "bridge_rate_limited_total";
+
+/// Counter. Answers about people and workspaces the directory gave, by
+/// `source` (`users_info`, `usergroups_list`, `userinfo`) and `answer`
+/// (`cached`: reused within its TTL; `slack`: fresh from Slack; `stale`:
+/// Slack did not answer and the last answer stood in; `unavailable`: no
+/// answer recent enough; `refused`: Slack said no).
+pub const DIRECTORY_ANSWERS: &str = "bridge_directory_answers_total";
+/// Counter. Slack calls not made because Slack's `Retry-After` had not
+/// passed (shared by every instance through the store), by `source`.
+pub const SLACK_BACKOFF: &str = "bridge_slack_backoff_skips_total";
+/// Counter. People signed out everywhere, by `trigger` (`event`, `admin`).
+pub const SIGNED_OUT_EVERYWHERE: &str = "bridge_signed_out_everywhere_total";
+/// Counter. Slack events received, by `outcome` (`handled`, `duplicate`,
+/// `ignored`, `bad_signature`, `failed`).
+pub const SLACK_EVENTS: &str = "bridge_slack_events_total";
 
 /// Latency buckets (seconds) shared by both histograms: from a cached answer
 /// (~1 ms) to a Slack call at its timeout.
@@ -118,6 +134,19 @@ fn describe() {
         RATE_LIMITED,
         "Requests refused by a rate limit, by endpoint and limit"
     );
+    describe_counter!(
+        DIRECTORY_ANSWERS,
+        "Answers of Slack's directory and userInfo, by source and how they were had"
+    );
+    describe_counter!(
+        SLACK_BACKOFF,
+        "Slack calls skipped while a Retry-After runs, by source"
+    );
+    describe_counter!(
+        SIGNED_OUT_EVERYWHERE,
+        "People signed out of every session and token family, by trigger"
+    );
+    describe_counter!(SLACK_EVENTS, "Slack events received, by outcome");
     // Known series start at zero, so `rate()` and alerts see them from the
     // first scrape on.
     for reason in Refusal::ALL {
@@ -145,6 +174,9 @@ pub enum Refusal {
     ConsentDeclined,
     /// The Slack workspace is not in `upstream.allowed_team_ids`.
     WorkspaceNotAllowed,
+    /// Slack's directory or the application's policy refused the person
+    /// (deactivated, bot, guest, not in an allowed group or workspace).
+    NotAdmitted,
     /// Slack failed or answered something unusable.
     UpstreamError,
     /// The store did not answer.
@@ -158,13 +190,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 12] = [
         Refusal::InvalidRequest,
         Refusal::InteractionRequired,
         Refusal::BadState,
         Refusal::UserCancelled,
         Refusal::ConsentDeclined,
         Refusal::WorkspaceNotAllowed,
+        Refusal::NotAdmitted,
         Refusal::UpstreamError,
         Refusal::StoreUnavailable,
         Refusal::StoreFull,
@@ -180,6 +213,7 @@ impl Refusal {
             Refusal::UserCancelled => "user_cancelled",
             Refusal::ConsentDeclined => "consent_declined",
             Refusal::WorkspaceNotAllowed => "workspace_not_allowed",
+            Refusal::NotAdmitted => "not_admitted",
             Refusal::UpstreamError => "upstream_error",
             Refusal::StoreUnavailable => "store_unavailable",
             Refusal::StoreFull => "store_full",
@@ -194,6 +228,7 @@ impl Refusal {
             Cause::StoreFull => return Refusal::StoreFull,
             Cause::StoreUnavailable => return Refusal::StoreUnavailable,
             Cause::Upstream => return Refusal::UpstreamError,
+            Cause::Policy => return Refusal::NotAdmitted,
             Cause::Request => {}
         }
         match e.code {
@@ -222,6 +257,22 @@ pub fn sign_in_completed(client_id: &str) {
 
 pub fn token_issued(grant_type: &'static str) {
     counter!(TOKENS_ISSUED, "grant_type" => grant_type).increment(1);
+}
+
+pub fn directory_answer(source: &'static str, answer: &'static str) {
+    counter!(DIRECTORY_ANSWERS, "source" => source, "answer" => answer).increment(1);
+}
+
+pub fn slack_backoff(source: &'static str) {
+    counter!(SLACK_BACKOFF, "source" => source).increment(1);
+}
+
+pub fn signed_out_everywhere(trigger: &'static str) {
+    counter!(SIGNED_OUT_EVERYWHERE, "trigger" => trigger).increment(1);
+}
+
+pub fn slack_event(outcome: &'static str) {
+    counter!(SLACK_EVENTS, "outcome" => outcome).increment(1);
 }
 
 pub fn rate_limited(endpoint: &'static str, limit: &'static str) {
@@ -255,6 +306,8 @@ pub enum UpstreamCall {
     Jwks,
     Token,
     Userinfo,
+    UsersInfo,
+    UsergroupsList,
 }
 
 impl UpstreamCall {
@@ -264,6 +317,8 @@ impl UpstreamCall {
             UpstreamCall::Jwks => "jwks",
             UpstreamCall::Token => "token",
             UpstreamCall::Userinfo => "userinfo",
+            UpstreamCall::UsersInfo => "users_info",
+            UpstreamCall::UsergroupsList => "usergroups_list",
         }
     }
 }

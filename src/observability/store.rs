@@ -79,6 +79,31 @@ impl Store for MeteredStore {
     async fn ping(&self) -> StoreResult<()> {
         counted("ping", self.inner.ping().await)
     }
+
+    async fn index_set(
+        &self,
+        ns: Namespace,
+        key: &str,
+        member: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        counted(
+            "index_set",
+            self.inner.index_set(ns, key, member, value, ttl).await,
+        )
+    }
+
+    async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        counted("index_read", self.inner.index_read(ns, key).await)
+    }
+
+    async fn index_remove(&self, ns: Namespace, key: &str, members: &[String]) -> StoreResult<()> {
+        counted(
+            "index_remove",
+            self.inner.index_remove(ns, key, members).await,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::Provider;
-use super::claims::SUPPORTED_SCOPES;
+use super::claims::{GROUPS_SCOPE, SUPPORTED_SCOPES};
 use super::clients::Client;
 use super::error::{Cause, ErrorCode, OAuthError};
 use super::grant::{SignedIn, app_name, complete, needs_consent};
@@ -130,7 +130,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         Ok(sub) => sub,
         Err(e) => return fail(e),
     };
-    let scopes = match check_scope(params, &client) {
+    let scopes = match check_scope(params, &client, provider.directory.is_enabled()) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -166,6 +166,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
                     cookie: &cookie,
                     session,
                     upstream_token: None,
+                    admitted: None,
                     locale,
                 };
                 complete(provider, request, who).await
@@ -334,8 +335,22 @@ fn check_id_token_hint(provider: &Provider, params: &Params) -> Result<Option<St
 
 /// `openid` is required; scopes we do not know are ignored (OIDC Core §5.4),
 /// and so is `offline_access` for a client not registered for refresh tokens.
-fn check_scope(params: &Params, client: &Client) -> Result<Vec<String>, OAuthError> {
-    granted_scopes(params.get("scope").unwrap_or(""), client.allows_refresh)
+/// `groups` is understood only with Slack's directory (a bot token);
+/// without it, like any unknown scope, it is ignored (OIDC Core §5.4).
+fn check_scope(
+    params: &Params,
+    client: &Client,
+    with_groups: bool,
+) -> Result<Vec<String>, OAuthError> {
+    let mut scopes = granted_scopes(params.get("scope").unwrap_or(""), client.allows_refresh)?;
+    if with_groups
+        && params
+            .get("scope")
+            .is_some_and(|s| s.split(' ').any(|s| s == GROUPS_SCOPE))
+    {
+        scopes.push(GROUPS_SCOPE.to_string());
+    }
+    Ok(scopes)
 }
 
 fn granted_scopes(scope: &str, allows_refresh: bool) -> Result<Vec<String>, OAuthError> {

@@ -10,11 +10,11 @@ use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::error::{Cause, ErrorCode, OAuthError};
-use super::grant::{SignedIn, back_link, complete};
+use super::grant::{SignedIn, admitted, back_link, complete};
 use super::params::Params;
 use crate::observability::metrics::{self, Refusal};
 use crate::store::records::{PendingLogin, secret_hash};
-use crate::upstream::{SlackIdentity, UpstreamError};
+use crate::upstream::{SlackIdentity, UpstreamError, UpstreamTokens};
 use crate::web::i18n::Locale;
 
 pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpResponse {
@@ -86,7 +86,21 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         auth_time,
         upstream_token,
     } = identity;
-    let (cookie, session) = match provider.open_session(&req, identity, auth_time).await {
+    // The application's policy before a session exists: no session for a
+    // deactivated account or a bot. Slack's verified claims are kept for the
+    // refreshes to come meanwhile.
+    let (admitted, ()) = tokio::join!(
+        admitted(&provider, &login.request, &identity),
+        provider.directory.remember_userinfo(&identity),
+    );
+    let admitted = match admitted {
+        Ok(admitted) => admitted,
+        Err(e) => return fail(Refusal::of(&e), e),
+    };
+    let (cookie, session) = match provider
+        .open_session(&req, identity, auth_time, Some(&upstream_token))
+        .await
+    {
         Ok(opened) => opened,
         Err(e) => {
             let e = OAuthError::unavailable(&e);
@@ -98,6 +112,7 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         cookie: &cookie,
         session,
         upstream_token: Some(upstream_token),
+        admitted: Some(admitted),
         locale,
     };
     let mut response = complete(&provider, request, who)
@@ -165,8 +180,8 @@ fn check_slack_did_not_refuse(params: &Params) -> Result<(), (Refusal, OAuthErro
     }
 }
 
-/// Who Slack says signed in, when, and Slack's access token (kept sealed for
-/// refreshing claims later).
+/// Who Slack says signed in, when, and Slack's tokens (`UpstreamTokens`
+/// text, kept sealed for checking the person with Slack later).
 struct Verified {
     identity: SlackIdentity,
     auth_time: i64,
@@ -222,7 +237,7 @@ async fn sign_in_upstream(
     Ok(Verified {
         identity,
         auth_time,
-        upstream_token: tokens.access_token,
+        upstream_token: UpstreamTokens::from_answer(&tokens).to_text(),
     })
 }
 

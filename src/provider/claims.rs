@@ -17,6 +17,9 @@ use crate::upstream::SlackIdentity;
 /// Scopes we understand; others are ignored (OIDC Core §5.4).
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access"];
 
+/// The person's Slack user groups (claim `groups`); only with a bot token.
+pub const GROUPS_SCOPE: &str = "groups";
+
 pub const CLAIMS_SUPPORTED: &[&str] = &[
     "iss",
     "sub",
@@ -66,6 +69,9 @@ pub struct SlackNamespaced {
         skip_serializing_if = "Option::is_none"
     )]
     team_domain: Option<String>,
+    /// Handles of the person's enabled Slack user groups (scope `groups`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<String>>,
 }
 impl AdditionalClaims for SlackNamespaced {}
 
@@ -82,6 +88,11 @@ fn namespaced(identity: &SlackIdentity, scopes: &[String]) -> SlackNamespaced {
         enterprise_id: identity.enterprise_id.clone(),
         team_name: identity.team_name.clone().filter(|_| profile),
         team_domain: identity.team_domain.clone().filter(|_| profile),
+        // Asked for and known: an empty list says "in no group".
+        groups: identity
+            .groups
+            .clone()
+            .filter(|_| has(scopes, GROUPS_SCOPE)),
     }
 }
 

@@ -27,6 +27,12 @@ pub struct Client {
     pub require_consent: bool,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// Workspaces (or enterprises) this application admits; empty: all.
+    pub allowed_team_ids: Vec<String>,
+    /// User group handles; when set, the person must be in one.
+    pub allowed_groups: Vec<String>,
+    /// Overrides `upstream.allow_guests`.
+    pub allow_guests: Option<bool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -55,6 +61,9 @@ impl Client {
             require_consent: c.require_consent,
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
             backchannel_logout_session_required: c.backchannel_logout_session_required,
+            allowed_team_ids: c.allowed_team_ids.clone(),
+            allowed_groups: c.allowed_groups.clone(),
+            allow_guests: c.allow_guests,
         }
     }
 
@@ -215,6 +224,9 @@ mod tests {
             require_consent: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            allowed_team_ids: vec![],
+            allowed_groups: vec![],
+            allow_guests: None,
         };
         let public = ClientConfig {
             client_id: "spa".into(),

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::Provider;
 use super::error::{OAuthError, redirect_with};
 use super::grant::{
-    SEAL_UPSTREAM, access_denied, back_link, issue_code, remember_consent, session_ended,
+    SEAL_UPSTREAM, access_denied, admitted, back_link, issue_code, remember_consent, session_ended,
 };
 use super::token::form_params;
 use crate::observability::metrics::{self, Refusal};
@@ -82,7 +82,13 @@ pub async fn consent(
             request.state.as_deref(),
         )
     };
-    if let Err(e) = remember_consent(&provider, &request, &pending.identity).await {
+    // Policy at every code issuance: Slack may have said no since the page
+    // was shown.
+    let identity = match admitted(&provider, &request, &pending.identity).await {
+        Ok(identity) => identity,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = remember_consent(&provider, &request, &identity).await {
         return fail(e);
     }
     // The consent was asked within this browser's session: it must still be
@@ -109,7 +115,7 @@ pub async fn consent(
     match issue_code(
         &provider,
         &request,
-        pending.identity,
+        identity,
         pending.auth_time,
         pending.sid,
         upstream_token,

@@ -5,13 +5,20 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::Provider;
-use super::claims::{CLAIMS_SUPPORTED, SUPPORTED_SCOPES};
+use super::claims::{CLAIMS_SUPPORTED, GROUPS_SCOPE, SUPPORTED_SCOPES};
 use crate::keys::Algorithm;
 use crate::web::cached::CachedJson;
 
-/// `algorithms`: those with signing keys (`keys.algorithms`).
-pub fn metadata(issuer: &str, algorithms: &[Algorithm]) -> CachedJson {
+/// `algorithms`: those with signing keys (`keys.algorithms`); `groups`:
+/// Slack's directory is configured, so the `groups` scope and claim exist.
+pub fn metadata(issuer: &str, algorithms: &[Algorithm], groups: bool) -> CachedJson {
     let signing_algs: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
+    let mut scopes = SUPPORTED_SCOPES.to_vec();
+    let mut claims = CLAIMS_SUPPORTED.to_vec();
+    if groups {
+        scopes.push(GROUPS_SCOPE);
+        claims.push("groups");
+    }
     let doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -21,7 +28,7 @@ pub fn metadata(issuer: &str, algorithms: &[Algorithm]) -> CachedJson {
         "end_session_endpoint": format!("{issuer}/logout"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "introspection_endpoint": format!("{issuer}/introspect"),
-        "scopes_supported": SUPPORTED_SCOPES,
+        "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -34,7 +41,7 @@ pub fn metadata(issuer: &str, algorithms: &[Algorithm]) -> CachedJson {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": CLAIMS_SUPPORTED,
+        "claims_supported": claims,
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,

@@ -62,6 +62,8 @@ pub enum Cause {
     StoreUnavailable,
     StoreFull,
     Upstream,
+    /// Slack's answer about the person (or the application's policy) said no.
+    Policy,
 }
 
 /// An error code with a description safe to send anywhere.

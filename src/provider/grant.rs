@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Provider;
 use super::error::{ErrorCode, OAuthError, redirect_with};
+use super::policy;
 use crate::observability::metrics;
 use crate::store::Namespace;
 use crate::store::records::{
@@ -29,8 +30,12 @@ pub const SEAL_UPSTREAM: &str = "upstream-token";
 pub struct SignedIn<'a> {
     pub cookie: &'a str,
     pub session: Session,
-    /// Slack's access token, when the person just came back from Slack.
+    /// Slack's tokens (`UpstreamTokens` text), when the person just came
+    /// back from Slack; otherwise they are opened from the session.
     pub upstream_token: Option<String>,
+    /// The identity `policy::admit` just admitted for this request, when the
+    /// caller checked already (the callback checks before opening a session).
+    pub admitted: Option<SlackIdentity>,
     /// The language of the pages this person sees.
     pub locale: Locale,
 }
@@ -95,14 +100,38 @@ pub fn session_ended() -> OAuthError {
     )
 }
 
+/// The application's policy, checked at every code issuance: the identity
+/// the code will carry (with `groups` when asked for).
+pub async fn admitted(
+    provider: &Provider,
+    request: &ClientRequest,
+    identity: &SlackIdentity,
+) -> Result<SlackIdentity, OAuthError> {
+    let client = provider
+        .clients
+        .get(&request.client_id)
+        .ok_or_else(|| OAuthError::invalid_request("the application is no longer registered"))?;
+    policy::admit(provider, &client, identity, &request.scopes)
+        .await
+        .map_err(|denied| denied.at_sign_in())
+}
+
 /// Finishes an authorization for a signed-in person.
 pub async fn complete(
     provider: &Provider,
     request: ClientRequest,
-    who: SignedIn<'_>,
+    mut who: SignedIn<'_>,
 ) -> Result<HttpResponse, OAuthError> {
-    if needs_consent(provider, &request, &who.session.identity).await? {
-        return show_consent(provider, request, who).await;
+    let identity = match who.admitted.take() {
+        Some(identity) => identity,
+        None => admitted(provider, &request, &who.session.identity).await?,
+    };
+    let upstream_token = who
+        .upstream_token
+        .take()
+        .or_else(|| provider.session_upstream_token(who.cookie, &who.session));
+    if needs_consent(provider, &request, &identity).await? {
+        return show_consent(provider, request, who, identity, upstream_token).await;
     }
     let session = provider
         .join_session(who.cookie, who.session, &request.client_id)
@@ -112,10 +141,10 @@ pub async fn complete(
     let code = issue_code(
         provider,
         &request,
-        session.identity,
+        identity,
         session.auth_time,
         Some(session.sid),
-        who.upstream_token,
+        upstream_token,
     )
     .await?;
     Ok(redirect_with(
@@ -172,16 +201,16 @@ async fn show_consent(
     provider: &Provider,
     request: ClientRequest,
     who: SignedIn<'_>,
+    identity: SlackIdentity,
+    upstream_token: Option<String>,
 ) -> Result<HttpResponse, OAuthError> {
     let interaction = random_secret();
-    let identity = who.session.identity.clone();
     let pending = PendingConsent {
         request: request.clone(),
         identity: identity.clone(),
         auth_time: who.session.auth_time,
         sid: Some(who.session.sid.clone()),
-        upstream_token: who
-            .upstream_token
+        upstream_token: upstream_token
             .map(|t| seal::seal(&interaction, SEAL_UPSTREAM, t.as_bytes())),
         // Bound to the session cookie: only this browser can answer the page.
         browser_hash: crate::store::records::secret_hash(who.cookie),

@@ -13,8 +13,10 @@ pub mod grant;
 pub mod introspect;
 pub mod logout;
 pub mod params;
+pub mod policy;
 pub mod revoke;
 pub mod session;
+pub mod signout;
 pub mod token;
 pub mod userinfo;
 
@@ -28,6 +30,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use openidconnect::IssuerUrl;
 
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::keys::KeyStore;
 use crate::limits::Limits;
 use crate::observability::metrics::{self, Refusal};
@@ -50,7 +53,9 @@ pub struct Provider {
     pub clients: Clients,
     pub records: Records,
     pub keys: Arc<KeyStore>,
-    pub slack: SlackClient,
+    pub slack: Arc<SlackClient>,
+    /// What Slack says about people beyond sign-in (bot token, userInfo).
+    pub directory: Directory,
     pub pages: Pages,
     pub discovery: CachedJson,
     /// Name of the cookie that binds a pending login to the browser.

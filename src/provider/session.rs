@@ -10,9 +10,13 @@ use actix_web::cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
 use super::Provider;
+use crate::store::person::{Held, PersonEntry};
 use crate::store::records::{Session, random_secret, secret_hash};
-use crate::store::{Namespace, StoreResult};
+use crate::store::{Namespace, StoreResult, seal};
 use crate::upstream::SlackIdentity;
+
+/// The purpose Slack's tokens are sealed for in a session record.
+const SEAL_SESSION: &str = "session-upstream-token";
 
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -46,24 +50,49 @@ impl Provider {
     }
 
     /// Opens a new session after a Slack login, ending the browser's previous
-    /// one. Returns the cookie value.
+    /// one, and records it in the person's index (so Slack or an admin can
+    /// end it). `upstream_token`: Slack's tokens, sealed under the cookie.
+    /// Returns the cookie value.
     pub async fn open_session(
         &self,
         req: &HttpRequest,
         identity: SlackIdentity,
         auth_time: i64,
+        upstream_token: Option<&str>,
     ) -> StoreResult<(String, Session)> {
         if let Some(old) = req.cookie(self.session_cookie_name()) {
             let _ = self.records.delete(Namespace::Session, old.value()).await;
         }
         let value = random_secret();
+        let created_at = now();
         let session = Session {
             sid: random_secret(),
             identity,
             auth_time,
-            created_at: now(),
+            created_at,
             clients: Vec::new(),
+            last_used_at: created_at,
+            upstream_token: upstream_token.map(|t| seal::seal(&value, SEAL_SESSION, t.as_bytes())),
         };
+        let subject = session.identity.subject();
+        let entry = PersonEntry {
+            held: Held::Session,
+            client_id: None,
+            sid: Some(session.sid.clone()),
+            created_at,
+            last_used_at: created_at,
+            expires_at: created_at + self.config.sessions.absolute_secs as i64,
+        };
+        // The index first: a session it does not name could not be ended
+        // from Slack. Its expired members are pruned on the way.
+        let (indexed, pruned) = tokio::join!(
+            self.records.index_session(&subject, &value, &entry),
+            self.records.person_entries(&subject),
+        );
+        indexed?;
+        if let Err(e) = pruned {
+            tracing::warn!(error = %e, "could not prune the person's index");
+        }
         self.records
             .put(
                 Namespace::Session,
@@ -73,6 +102,12 @@ impl Provider {
             )
             .await?;
         Ok((value, session))
+    }
+
+    /// Slack's tokens kept in the session, for codes issued from it.
+    pub fn session_upstream_token(&self, cookie: &str, session: &Session) -> Option<String> {
+        let sealed = session.upstream_token.as_deref()?;
+        String::from_utf8(seal::open(cookie, SEAL_SESSION, sealed)?).ok()
     }
 
     /// Records that `client_id` signed in through the session and extends
@@ -89,6 +124,7 @@ impl Provider {
         if !session.clients.iter().any(|c| c == client_id) {
             session.clients.push(client_id.to_string());
         }
+        session.last_used_at = now();
         // Each round adds at least one client, and clients are finitely many.
         loop {
             let ttl = self.session_ttl(&session);

@@ -18,17 +18,19 @@ use super::clients::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::grant::SEAL_UPSTREAM;
 use super::params::{Params, is_form};
+use super::policy::{self, Denied};
 
 use super::session::now;
 use crate::limits::Endpoint;
 use crate::observability::metrics;
 use crate::store::Namespace;
+use crate::store::person::{Held, PersonEntry};
 use crate::store::records::{
     AccessGrant, CodeGrant, Family, RefreshGrant, RefreshRecord, RotatedRefresh, UsedCode,
     random_secret,
 };
 use crate::store::seal;
-use crate::upstream::{SlackIdentity, UpstreamError, s256};
+use crate::upstream::{SlackIdentity, UpstreamTokens, s256};
 
 const SEAL_SUCCESSOR: &str = "refresh-successor";
 
@@ -143,15 +145,26 @@ async fn authorization_code(
         expires_at: now() + family_life as i64,
     };
     let records = &provider.records;
-    records
-        .put(
+    let entry = PersonEntry {
+        held: Held::Family,
+        client_id: Some(client.id.clone()),
+        sid: grant.sid.clone(),
+        created_at: now(),
+        last_used_at: now(),
+        expires_at: family.expires_at,
+    };
+    // Both or neither: a family its person's index does not name could not
+    // be ended from Slack.
+    tokio::try_join!(
+        records.put(
             Namespace::Family,
             &family_id,
             &family,
             Duration::from_secs(family_life),
-        )
-        .await
-        .map_err(|e| OAuthError::unavailable(&e))?;
+        ),
+        records.index_family(&family.sub, &family_id, &entry),
+    )
+    .map_err(|e| OAuthError::unavailable(&e))?;
     // Remembered while the family's access tokens can live, so a replay can revoke it.
     let used = UsedCode {
         client_id: client.id.clone(),
@@ -180,6 +193,7 @@ async fn authorization_code(
             sid: grant.sid.as_deref(),
             family_id: &family_id,
             family_expires_at: family.expires_at,
+            family_created_at: Some(entry.created_at),
             upstream_token: upstream_token.as_deref(),
             with_refresh: wants_refresh,
         },
@@ -289,8 +303,36 @@ async fn refresh(
             "the refresh token was issued under a revoked key",
         ));
     }
-    // Checked before the token is spent: a bad request must not burn it.
+    // Checked before the token is spent: a bad request, or Slack not
+    // answering, must not burn it.
     let scopes = narrowed_scopes(params, &grant.scopes)?;
+    let upstream = grant
+        .upstream_token
+        .as_deref()
+        .and_then(|sealed| seal::open(token, SEAL_UPSTREAM, sealed))
+        .and_then(|t| String::from_utf8(t).ok())
+        .map(|t| UpstreamTokens::from_text(&t));
+    // Round trips (store, Slack) that do not depend on each other.
+    let (alive, checked) = tokio::join!(
+        records.family_alive(&grant.family_id),
+        checked_identity(provider, client, &grant, upstream),
+    );
+    if !alive.map_err(unavailable)? {
+        return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+    }
+    let (identity, upstream) = match checked {
+        Ok(checked) => checked,
+        Err(denied) => {
+            if denied.is_no() {
+                tracing::warn!(client_id = %client.id, reason = ?denied, "Slack says no: ending the token family");
+                records
+                    .revoke_family(&grant.family_id)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            return Err(denied.at_refresh());
+        }
+    };
     let tombstone = RotatedRefresh {
         client_id: client.id.clone(),
         family_id: grant.family_id.clone(),
@@ -326,37 +368,41 @@ async fn refresh(
             ));
         }
     }
-    let upstream_token = grant
-        .upstream_token
-        .as_deref()
-        .and_then(|sealed| seal::open(token, SEAL_UPSTREAM, sealed))
-        .and_then(|t| String::from_utf8(t).ok());
-    // Both are round trips (Redis, Slack) that do not depend on each other.
-    let (alive, identity) = tokio::join!(
-        records.family_alive(&grant.family_id),
-        refreshed_identity(provider, &grant, upstream_token.as_deref()),
+    let upstream_text = upstream.as_ref().map(UpstreamTokens::to_text);
+    let entry = PersonEntry {
+        held: Held::Family,
+        client_id: Some(client.id.clone()),
+        sid: grant.sid.clone(),
+        created_at: grant.family_created_at.unwrap_or(grant.issued_at),
+        last_used_at: now(),
+        expires_at: grant.family_expires_at,
+    };
+    let subject = identity.subject();
+    let (response, indexed) = tokio::join!(
+        issue(
+            provider,
+            client,
+            Issue {
+                scopes: &scopes,
+                refresh_scopes: &grant.scopes,
+                identity: &identity,
+                auth_time: grant.auth_time,
+                nonce: None,
+                sid: grant.sid.as_deref(),
+                family_id: &grant.family_id,
+                family_expires_at: grant.family_expires_at,
+                family_created_at: grant.family_created_at,
+                upstream_token: upstream_text.as_deref(),
+                with_refresh: true,
+            },
+        ),
+        // When the family was last used, for `sessions list`.
+        records.index_family(&subject, &grant.family_id, &entry),
     );
-    if !alive.map_err(unavailable)? {
-        return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+    let response = response?;
+    if let Err(e) = indexed {
+        tracing::warn!(error = %e, "could not record the family's use");
     }
-    let identity = identity?;
-    let response = issue(
-        provider,
-        client,
-        Issue {
-            scopes: &scopes,
-            refresh_scopes: &grant.scopes,
-            identity: &identity,
-            auth_time: grant.auth_time,
-            nonce: None,
-            sid: grant.sid.as_deref(),
-            family_id: &grant.family_id,
-            family_expires_at: grant.family_expires_at,
-            upstream_token: upstream_token.as_deref(),
-            with_refresh: true,
-        },
-    )
-    .await?;
     // The successor is only ever read back within the reuse grace window
     // (`reuse`); without one, the tombstone the swap wrote is all there is.
     if provider.config.tokens.refresh_reuse_grace_secs == 0 {
@@ -447,39 +493,23 @@ fn narrowed_scopes(params: &Params, granted: &[String]) -> Result<Vec<String>, O
     Ok(requested)
 }
 
-/// Claims fresh from Slack when its token still works; the saved ones
-/// otherwise. A deactivated Slack account ends the family.
-async fn refreshed_identity(
+/// What Slack now says about the person, within the directory's budget:
+/// their profile through their own Slack token (renewed when Slack's token
+/// rotation says so), then the application's policy. Returns the identity
+/// to mint with and Slack's tokens to keep.
+async fn checked_identity(
     provider: &Provider,
+    client: &Client,
     grant: &RefreshGrant,
-    upstream_token: Option<&str>,
-) -> Result<SlackIdentity, OAuthError> {
-    let Some(token) = upstream_token else {
-        return Ok(grant.identity.clone());
-    };
-    match provider.slack.userinfo(token).await {
-        Ok(info)
-            if info.get("sub").and_then(|v| v.as_str())
-                == Some(grant.identity.user_id.as_str()) =>
-        {
-            Ok(
-                SlackIdentity::from_claims(&grant.identity.to_claims(), Some(&info))
-                    .unwrap_or_else(|| grant.identity.clone()),
-            )
-        }
-        Ok(_) => Ok(grant.identity.clone()),
-        Err(UpstreamError::Slack(code)) if code == "account_inactive" => {
-            tracing::warn!("Slack account deactivated: revoking its tokens");
-            let _ = provider.records.revoke_family(&grant.family_id).await;
-            Err(OAuthError::invalid_grant(
-                "the Slack account is deactivated",
-            ))
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "Slack userInfo unavailable on refresh; keeping the saved claims");
-            Ok(grant.identity.clone())
-        }
-    }
+    upstream: Option<UpstreamTokens>,
+) -> Result<(SlackIdentity, Option<UpstreamTokens>), Denied> {
+    let kept = upstream.clone();
+    let (identity, renewed) = provider
+        .directory
+        .userinfo(&grant.identity, upstream)
+        .await?;
+    let identity = policy::admit(provider, client, &identity, &grant.scopes).await?;
+    Ok((identity, renewed.or(kept)))
 }
 
 fn refresh_ttl(provider: &Provider, family_expires_at: i64) -> Duration {
@@ -497,6 +527,7 @@ struct Issue<'a> {
     sid: Option<&'a str>,
     family_id: &'a str,
     family_expires_at: i64,
+    family_created_at: Option<i64>,
     upstream_token: Option<&'a str>,
     with_refresh: bool,
 }
@@ -554,6 +585,7 @@ async fn issue(
             auth_time: issue.auth_time,
             family_id: issue.family_id.to_string(),
             family_expires_at: issue.family_expires_at,
+            family_created_at: issue.family_created_at,
             sid: issue.sid.map(str::to_string),
             issued_at,
             kid: key.kid().to_string(),

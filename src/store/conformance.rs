@@ -21,7 +21,7 @@ const SHORT: Duration = Duration::from_secs(1);
 const PAST_SHORT: Duration = Duration::from_millis(1200);
 const CONCURRENT_TAKES: usize = 32;
 
-const ALL_NAMESPACES: [Namespace; 9] = [
+const ALL_NAMESPACES: [Namespace; 13] = [
     Namespace::Login,
     Namespace::Code,
     Namespace::UsedCode,
@@ -31,6 +31,10 @@ const ALL_NAMESPACES: [Namespace; 9] = [
     Namespace::Family,
     Namespace::Consent,
     Namespace::Interaction,
+    Namespace::Person,
+    Namespace::Directory,
+    Namespace::Backoff,
+    Namespace::Event,
 ];
 
 /// Runs every check, each on a fresh store from `make`; panics naming the
@@ -64,7 +68,11 @@ where
     check!(binary_values_round_trip).await;
     check!(long_keys_and_keys_with_separators_work).await;
     check!(ping_answers).await;
+    check!(an_index_holds_each_member_with_its_latest_value).await;
+    check!(removing_index_members_keeps_the_others).await;
+    check!(indexes_are_separate_from_plain_records).await;
     tokio::join!(
+        check!(an_index_lives_as_long_as_its_longest_member),
         check!(entries_expire_after_their_ttl),
         check!(expired_keys_cannot_be_taken_read_or_deleted),
         check!(put_new_accepts_an_expired_key),
@@ -563,5 +571,126 @@ async fn concurrent_swaps_of_one_key_hand_the_original_to_exactly_one<S: Store>(
         }
     }
     ensure_eq!(originals, 1, "swaps that saw the original value");
+    Ok(())
+}
+
+fn sorted(mut members: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    members.sort();
+    members
+}
+
+async fn an_index_holds_each_member_with_its_latest_value<S: Store>(store: Arc<S>) -> CheckResult {
+    let empty = store
+        .index_read(Namespace::Person, "p")
+        .await
+        .or_fail("index_read")?;
+    ensure_eq!(empty, Vec::<(String, Vec<u8>)>::new(), "a missing index");
+    for (m, v) in [("s:1", &b"a"[..]), ("f:2", b"b"), ("s:1", b"c")] {
+        store
+            .index_set(Namespace::Person, "p", m, v, LONG)
+            .await
+            .or_fail("index_set")?;
+    }
+    let read = sorted(
+        store
+            .index_read(Namespace::Person, "p")
+            .await
+            .or_fail("index_read")?,
+    );
+    ensure_eq!(
+        read,
+        vec![
+            ("f:2".to_string(), b"b".to_vec()),
+            ("s:1".to_string(), b"c".to_vec())
+        ],
+        "members after three sets"
+    );
+    Ok(())
+}
+
+async fn removing_index_members_keeps_the_others<S: Store>(store: Arc<S>) -> CheckResult {
+    for m in ["a", "b", "c"] {
+        store
+            .index_set(Namespace::Person, "p", m, b"v", LONG)
+            .await
+            .or_fail("index_set")?;
+    }
+    store
+        .index_remove(Namespace::Person, "p", &["a".into(), "zz".into()])
+        .await
+        .or_fail("index_remove")?;
+    store
+        .index_remove(Namespace::Person, "p", &[])
+        .await
+        .or_fail("index_remove of nothing")?;
+    let left: Vec<String> = sorted(
+        store
+            .index_read(Namespace::Person, "p")
+            .await
+            .or_fail("index_read")?,
+    )
+    .into_iter()
+    .map(|(m, _)| m)
+    .collect();
+    ensure_eq!(left, vec!["b".to_string(), "c".to_string()], "members left");
+    store
+        .index_remove(Namespace::Person, "p", &["b".into(), "c".into()])
+        .await
+        .or_fail("index_remove")?;
+    let none = store
+        .index_read(Namespace::Person, "p")
+        .await
+        .or_fail("index_read")?;
+    ensure_eq!(none.len(), 0, "members after removing all");
+    Ok(())
+}
+
+async fn indexes_are_separate_from_plain_records<S: Store>(store: Arc<S>) -> CheckResult {
+    store
+        .index_set(Namespace::Person, "p", "m", b"v", LONG)
+        .await
+        .or_fail("index_set")?;
+    store
+        .put(Namespace::Session, "p", b"record", LONG)
+        .await
+        .or_fail("put")?;
+    let other_ns = store
+        .index_read(Namespace::Family, "p")
+        .await
+        .or_fail("index_read")?;
+    ensure_eq!(other_ns.len(), 0, "the same key in another namespace");
+    ensure_eq!(
+        store.get(Namespace::Session, "p").await.or_fail("get")?,
+        some(b"record"),
+        "a plain record beside an index"
+    );
+    Ok(())
+}
+
+async fn an_index_lives_as_long_as_its_longest_member<S: Store>(store: Arc<S>) -> CheckResult {
+    store
+        .index_set(Namespace::Person, "long", "a", b"v", LONG)
+        .await
+        .or_fail("index_set")?;
+    // A shorter TTL does not cut the index's life.
+    store
+        .index_set(Namespace::Person, "long", "b", b"v", SHORT)
+        .await
+        .or_fail("index_set")?;
+    store
+        .index_set(Namespace::Person, "short", "a", b"v", SHORT)
+        .await
+        .or_fail("index_set")?;
+    tokio::time::sleep(PAST_SHORT).await;
+    let long = store
+        .index_read(Namespace::Person, "long")
+        .await
+        .or_fail("index_read")?;
+    ensure_eq!(long.len(), 2, "members of the index with a long TTL");
+    let short = store
+        .index_read(Namespace::Person, "short")
+        .await
+        .or_fail("index_read")?;
+    ensure_eq!(short.len(), 0, "members of an expired index");
     Ok(())
 }

@@ -18,8 +18,17 @@ struct Entry {
     expires: Instant,
 }
 
+/// A small map with one lifetime for the whole (like a Redis hash).
+struct Index {
+    members: HashMap<String, Vec<u8>>,
+    expires: Instant,
+}
+
 pub struct MemoryStore {
     entries: Mutex<HashMap<Key, Entry>>,
+    /// Indexes name records that are already counted against the cap (a
+    /// person's sessions and families), so they do not count again.
+    indexes: Mutex<HashMap<Key, Index>>,
     max_entries: usize,
 }
 
@@ -27,6 +36,7 @@ impl MemoryStore {
     pub fn new(max_entries: usize) -> Self {
         MemoryStore {
             entries: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(HashMap::new()),
             max_entries,
         }
     }
@@ -37,9 +47,14 @@ impl MemoryStore {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_indexes(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Index>> {
+        self.indexes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Drops expired entries; returns how many remain.
     pub fn sweep(&self) -> usize {
         let now = Instant::now();
+        self.lock_indexes().retain(|_, i| i.expires > now);
         let mut map = self.lock();
         map.retain(|_, e| e.expires > now);
         map.len()
@@ -162,6 +177,58 @@ impl Store for MemoryStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn index_set(
+        &self,
+        ns: Namespace,
+        key: &str,
+        member: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let now = Instant::now();
+        let mut indexes = self.lock_indexes();
+        let index = indexes
+            .entry((ns, key.to_string()))
+            .or_insert_with(|| Index {
+                members: HashMap::new(),
+                expires: now,
+            });
+        if index.expires <= now {
+            index.members.clear();
+        }
+        index.members.insert(member.to_string(), value.to_vec());
+        index.expires = index.expires.max(now + ttl);
+        Ok(())
+    }
+
+    async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let indexes = self.lock_indexes();
+        Ok(indexes
+            .get(&(ns, key.to_string()))
+            .filter(|i| i.expires > Instant::now())
+            .map(|i| {
+                i.members
+                    .iter()
+                    .map(|(m, v)| (m.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn index_remove(&self, ns: Namespace, key: &str, members: &[String]) -> StoreResult<()> {
+        let mut indexes = self.lock_indexes();
+        let k = (ns, key.to_string());
+        if let Some(index) = indexes.get_mut(&k) {
+            for m in members {
+                index.members.remove(m);
+            }
+            if index.members.is_empty() {
+                indexes.remove(&k);
+            }
+        }
         Ok(())
     }
 }

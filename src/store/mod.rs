@@ -7,6 +7,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod person;
 pub mod records;
 pub mod redis;
 pub mod seal;
@@ -39,6 +40,16 @@ pub enum Namespace {
     /// A page waiting for the person's answer (consent, logout confirmation),
     /// keyed by the hash of its one-time token.
     Interaction,
+    /// A Slack person's live sessions and token families (an index), keyed
+    /// by the hash of their subject.
+    Person,
+    /// Slack's last answers about people and workspaces (directory,
+    /// userInfo, user groups), reused within their TTL.
+    Directory,
+    /// A Slack method that answered 429: no call until the time it names.
+    Backoff,
+    /// A Slack event already handled, keyed by its `event_id`.
+    Event,
 }
 
 impl Namespace {
@@ -53,6 +64,10 @@ impl Namespace {
             Namespace::Family => "family",
             Namespace::Consent => "consent",
             Namespace::Interaction => "interaction",
+            Namespace::Person => "person",
+            Namespace::Directory => "dir",
+            Namespace::Backoff => "backoff",
+            Namespace::Event => "event",
         }
     }
 }
@@ -112,6 +127,23 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, ns: Namespace, key: &str) -> StoreResult<bool>;
     /// Answers when the backend is reachable (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Sets `member` of the index at `key` to `value`, in one atomic step;
+    /// the index then lives at least `ttl` (a shorter `ttl` never cuts the
+    /// life of what it already holds). An index is a small map: a person's
+    /// sessions and token families.
+    async fn index_set(
+        &self,
+        ns: Namespace,
+        key: &str,
+        member: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<()>;
+    /// Every member of the index with its value (empty when there is none).
+    async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    /// Removes members from the index (members that are absent are ignored).
+    async fn index_remove(&self, ns: Namespace, key: &str, members: &[String]) -> StoreResult<()>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -138,6 +138,13 @@ pub struct Session {
     pub created_at: i64,
     /// Clients this session signed into (for back-channel logout).
     pub clients: Vec<String>,
+    /// Last time an application signed in through it.
+    #[serde(default)]
+    pub last_used_at: i64,
+    /// Slack's tokens, sealed under the session cookie, so sign-ins that
+    /// reuse the session can still check the person with Slack later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_token: Option<String>,
 }
 
 /// A refresh token: live until used once, then a tombstone that remembers
@@ -167,6 +174,9 @@ pub struct RefreshGrant {
     pub family_id: String,
     /// The family's absolute end: no successor outlives it.
     pub family_expires_at: i64,
+    /// When the family began (the code's redemption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_created_at: Option<i64>,
     pub sid: Option<String>,
     pub issued_at: i64,
     /// The key that signed the ID token issued with it (see `AccessGrant::kid`).
@@ -344,6 +354,24 @@ impl Records {
                 .replace(ns, &secret_hash(secret), &encode(value), ttl)
                 .await?,
         )
+    }
+
+    /// Reads a record by the hash it is stored under (from an index).
+    pub async fn get_hashed<T: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        hash: &str,
+    ) -> StoreResult<Option<T>> {
+        decode(self.store.get(ns, hash).await?)
+    }
+
+    /// Takes a record by the hash it is stored under (from an index).
+    pub async fn take_hashed<T: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        hash: &str,
+    ) -> StoreResult<Option<T>> {
+        decode(self.store.take(ns, hash).await?)
     }
 
     pub async fn delete(&self, ns: Namespace, secret: &str) -> StoreResult<bool> {

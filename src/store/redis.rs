@@ -475,6 +475,13 @@ impl RedisStore {
     }
 }
 
+/// HSET one member, then make the hash live at least ARGV[3] ms (one key,
+/// so Cluster-safe). `PEXPIRE … GT` would leave a new hash without a TTL.
+const INDEX_SET_SCRIPT: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
+    local ttl = redis.call('PTTL', KEYS[1]) \
+    if ttl < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end \
+    return 1";
+
 /// Whole milliseconds for `PX`: rounded up so nothing expires early, and at
 /// least 1 because Redis rejects `PX 0`.
 fn ttl_millis(ttl: Duration) -> u64 {
@@ -589,6 +596,41 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.run(&::redis::cmd("PING")).await
+    }
+
+    async fn index_set(
+        &self,
+        ns: Namespace,
+        key: &str,
+        member: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(INDEX_SET_SCRIPT)
+            .arg(1)
+            .arg(self.key(ns, key))
+            .arg(member)
+            .arg(value)
+            .arg(ttl_millis(ttl));
+        let _: i64 = self.run(&cmd).await?;
+        Ok(())
+    }
+
+    async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        self.run(&self.on_key("HGETALL", ns, key)).await
+    }
+
+    async fn index_remove(&self, ns: Namespace, key: &str, members: &[String]) -> StoreResult<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = self.on_key("HDEL", ns, key);
+        for m in members {
+            cmd.arg(m);
+        }
+        let _: i64 = self.run(&cmd).await?;
+        Ok(())
     }
 }
 

@@ -81,6 +81,60 @@ impl SlackTokens {
     }
 }
 
+/// Slack's tokens for one sign-in, as the bridge keeps them (sealed): the
+/// access token for userInfo and, with Slack's token rotation, the refresh
+/// token that renews it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UpstreamTokens {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the access token expires (Unix seconds); none without rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl UpstreamTokens {
+    pub fn from_answer(tokens: &SlackTokens) -> UpstreamTokens {
+        UpstreamTokens {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: tokens.expires_in.map(|s| Utc::now().timestamp() + s as i64),
+        }
+    }
+
+    /// The text that is sealed and stored.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("tokens serialize")
+    }
+
+    /// Reads [`to_text`](Self::to_text); a bare access token (kept by
+    /// earlier versions) is read as one without rotation.
+    pub fn from_text(text: &str) -> UpstreamTokens {
+        serde_json::from_str(text).unwrap_or_else(|_| UpstreamTokens {
+            access_token: text.to_string(),
+            refresh_token: None,
+            expires_at: None,
+        })
+    }
+
+    /// True when the access token is known to have expired (or expires
+    /// within a minute): renew it before using it.
+    pub fn is_expiring(&self) -> bool {
+        self.expires_at
+            .is_some_and(|at| at - SKEW_SECS <= Utc::now().timestamp())
+    }
+}
+
+impl std::fmt::Debug for UpstreamTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTokens")
+            .field("rotating", &self.refresh_token.is_some())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for SlackTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlackTokens").finish_non_exhaustive()
@@ -243,6 +297,63 @@ impl SlackClient {
         })
         .await?;
         SlackTokens::from_answer(&body)
+    }
+
+    /// Renews Slack's tokens with its refresh token (token rotation): a new
+    /// access and refresh token; Slack sends no ID token here.
+    pub async fn renew(&self, refresh_token: &str) -> Result<UpstreamTokens, UpstreamError> {
+        let endpoints = self.endpoints().await?;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", self.config.client_id.as_str()),
+            ("client_secret", self.config.client_secret.as_str()),
+        ];
+        let body = metrics::upstream(UpstreamCall::Token, async {
+            let response = self
+                .http
+                .post(&endpoints.token)
+                .form(&form)
+                .send()
+                .await
+                .map_err(UpstreamError::from_reqwest)?;
+            slack_json(response).await
+        })
+        .await?;
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+        Ok(UpstreamTokens {
+            access_token: text("access_token").ok_or(UpstreamError::Missing("access_token"))?,
+            // Slack's refresh tokens are single use: the answer names the next.
+            refresh_token: text("refresh_token").or_else(|| Some(refresh_token.to_string())),
+            expires_at: body
+                .get("expires_in")
+                .and_then(Value::as_u64)
+                .map(|s| Utc::now().timestamp() + s as i64),
+        })
+    }
+
+    /// Calls one of Slack's Web API methods (`users.info`,
+    /// `usergroups.list`) with a bot token, under `upstream.api_url`.
+    pub async fn web_api(
+        &self,
+        call: UpstreamCall,
+        method: &str,
+        bot_token: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let url = format!("{}/{method}", self.config.api_url.trim_end_matches('/'));
+        metrics::upstream(call, async {
+            let response = self
+                .http
+                .post(&url)
+                .bearer_auth(bot_token)
+                .form(args)
+                .send()
+                .await
+                .map_err(UpstreamError::from_reqwest)?;
+            slack_json(response).await
+        })
+        .await
     }
 
     /// Reads Slack's userInfo (profile claims beyond the ID token).

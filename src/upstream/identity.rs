@@ -27,6 +27,10 @@ pub struct SlackIdentity {
     pub team_name: Option<String>,
     #[serde(default)]
     pub team_domain: Option<String>,
+    /// Handles of the person's enabled Slack user groups, sorted, as the
+    /// directory told them when the token was minted (scope `groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 pub const TEAM_ID: &str = "https://slack.com/team_id";
@@ -83,6 +87,7 @@ impl SlackIdentity {
             locale: get("locale"),
             team_name: get(TEAM_NAME),
             team_domain: get(TEAM_DOMAIN),
+            groups: None,
         })
     }
 

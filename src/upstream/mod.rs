@@ -7,7 +7,7 @@ mod error;
 mod identity;
 pub mod standin;
 
-pub use client::{SlackClient, SlackTokens, s256};
+pub use client::{SlackClient, SlackTokens, UpstreamTokens, s256};
 pub use error::UpstreamError;
 pub use identity::SlackIdentity;
 

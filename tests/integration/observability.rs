@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::cookie::{CookieStore, Jar};
 use slack_oidc_bridge::upstream::standin::{
-    self, StandinApp, StandinOptions, StandinUser, TokenFault,
+    self, DEV_BOT_TOKEN, StandinApp, StandinGroup, StandinOptions, StandinUser, TokenFault,
 };
 
 use common::bridge::{
@@ -197,6 +197,9 @@ async fn readyz_waits_for_slack_discovery_and_loads_it_itself_when_slack_appears
         }],
         users: StandinUser::fixtures(),
         exact_slack_mode: false,
+        groups: StandinGroup::fixtures(),
+        bot_token: Some(DEV_BOT_TOKEN.into()),
+        events: None,
     })
     .await
     .expect("the late stand-in starts on the reserved port");

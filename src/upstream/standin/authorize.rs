@@ -43,10 +43,14 @@ impl Refusal {
 }
 
 /// Shows the user picker once the request passes Slack's checks.
-pub async fn authorize(req: HttpRequest, config: web::Data<Config>) -> HttpResponse {
+pub async fn authorize(
+    req: HttpRequest,
+    config: web::Data<Config>,
+    control: web::Data<Control>,
+) -> HttpResponse {
     let params = form_pairs(req.query_string().as_bytes());
     match validate(&config, &params) {
-        Ok(authz) => pick_user_page(&req, &authz.app.client_id, &params, &config.users),
+        Ok(authz) => pick_user_page(&req, &authz.app.client_id, &params, &config.users, &control),
         Err(refusal) => refusal.page(),
     }
 }

@@ -71,6 +71,18 @@ pub fn api_error(code: &str) -> HttpResponse {
     api_json(StatusCode::OK, &obj)
 }
 
+/// HTTP 429 with `Retry-After` and `{"ok":false,"error":"ratelimited"}`.
+pub fn rate_limited(retry_after_secs: u64) -> HttpResponse {
+    let mut obj = Obj::new();
+    obj.set("ok", false).set("error", "ratelimited");
+    let mut resp = api_json(StatusCode::TOO_MANY_REQUESTS, &obj);
+    resp.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs),
+    );
+    resp
+}
+
 /// A JSON body sent verbatim.
 pub fn raw_json(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)

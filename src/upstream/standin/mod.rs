@@ -7,9 +7,18 @@
 //! claim names, and the same quirks (empty `nonce`, no `id_token` on refresh).
 //! It refuses to listen anywhere but on a loopback address, because it hands
 //! out tokens for made-up users to whoever asks.
+//!
+//! It also plays the directory side of Slack (reference §9): `users.info` and
+//! `usergroups.list` for the app's bot token, user flags (deactivated, guest,
+//! bot) and groups that tests change through `Control`, signed Events API
+//! requests (`events`), and an `/admin` page to do the same by hand.
 
+mod admin;
 mod authorize;
 mod control;
+mod directory;
+pub mod events;
+mod groups;
 mod http;
 mod id_token;
 mod keys;
@@ -28,9 +37,16 @@ use std::sync::Arc;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
 pub use control::{
-    ClientAuthMethod, Control, IdTokenFault, TokenFault, TokenRequestRecord, UserinfoFault,
+    ClientAuthMethod, Control, DirectoryFault, DirectoryMethod, GuestKind, IdTokenFault,
+    TokenFault, TokenRequestRecord, UserinfoFault,
 };
+pub use events::{Signature, send_event, slack_signature};
+pub use groups::StandinGroup;
 pub use users::StandinUser;
+
+/// The bot token of the development setup: what `users.info` and
+/// `usergroups.list` accept when `StandinOptions::bot_token` is this value.
+pub const DEV_BOT_TOKEN: &str = "xoxb-0000000000-stand-in-bot-token";
 
 /// The literal discovery document Slack serves (reference §1). Served as is in
 /// exact mode; otherwise `https://slack.com` is replaced by the base URL.
@@ -63,6 +79,20 @@ pub struct StandinOptions {
     /// Say `https://slack.com` in `iss` and in discovery, like real Slack.
     /// Discovery then points away from the stand-in: only for fixtures.
     pub exact_slack_mode: bool,
+    /// User groups, as `usergroups.list` starts out.
+    pub groups: Vec<StandinGroup>,
+    /// The app's bot token (`xoxb-…`) for the directory methods; None makes
+    /// every directory call `invalid_auth`.
+    pub bot_token: Option<String>,
+    /// Where the `/admin` page sends the events of the changes it makes.
+    pub events: Option<StandinEvents>,
+}
+
+/// An Events API subscription: the Request URL and the app's signing secret.
+#[derive(Debug, Clone)]
+pub struct StandinEvents {
+    pub url: String,
+    pub signing_secret: String,
 }
 
 /// Why the stand-in could not start.
@@ -107,6 +137,8 @@ pub(crate) struct Config {
     pub exact_slack_mode: bool,
     pub apps: Vec<StandinApp>,
     pub users: Vec<StandinUser>,
+    pub bot_token: Option<String>,
+    pub events: Option<StandinEvents>,
 }
 
 impl Config {
@@ -116,6 +148,13 @@ impl Config {
 
     pub fn user(&self, user_id: &str) -> Option<&StandinUser> {
         self.users.iter().find(|u| u.user_id == user_id)
+    }
+
+    /// A workspace on Enterprise Grid: one whose users have an enterprise.
+    pub fn is_grid_team(&self, team_id: &str) -> bool {
+        self.users
+            .iter()
+            .any(|u| u.team_id == team_id && u.enterprise_id.is_some())
     }
 }
 
@@ -130,7 +169,11 @@ pub async fn start(opts: StandinOptions) -> Result<StandinHandle, StandinError> 
     let addr = listener.local_addr().map_err(StandinError::Bind)?;
     let base_url = format!("http://{addr}");
 
-    let control = Arc::new(Control::new(keys::SigningKey::generate()?));
+    let control = Arc::new(Control::new(
+        keys::SigningKey::generate()?,
+        &opts.users,
+        opts.groups,
+    ));
     let config = Arc::new(Config {
         issuer: if opts.exact_slack_mode {
             SLACK_ISSUER.to_owned()
@@ -141,6 +184,8 @@ pub async fn start(opts: StandinOptions) -> Result<StandinHandle, StandinError> 
         exact_slack_mode: opts.exact_slack_mode,
         apps: opts.apps,
         users: opts.users,
+        bot_token: opts.bot_token,
+        events: opts.events,
     });
 
     let data_control = web::Data::from(control.clone());
@@ -190,7 +235,20 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/openid.connect.userInfo",
         web::post().to(userinfo::userinfo),
-    );
+    )
+    .route("/api/users.info", web::get().to(directory::users_info))
+    .route("/api/users.info", web::post().to(directory::users_info))
+    .route(
+        "/api/usergroups.list",
+        web::get().to(directory::usergroups_list),
+    )
+    .route(
+        "/api/usergroups.list",
+        web::post().to(directory::usergroups_list),
+    )
+    .route("/admin", web::get().to(admin::page))
+    .route("/admin/user", web::post().to(admin::user_action))
+    .route("/admin/group", web::post().to(admin::group_action));
 }
 
 /// Slack's discovery document, pointing at the stand-in unless in exact mode.

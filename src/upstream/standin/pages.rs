@@ -11,8 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::StandinUser;
 use super::http::html;
+use super::{Control, StandinUser};
 use crate::web::Pages;
 use crate::web::headers::FormAction;
 use crate::web::i18n::Locale;
@@ -39,7 +39,7 @@ main{max-width:34rem;margin:4rem auto;background:#fff;border:1px solid #ddd;bord
 h1{font-size:1.4rem;margin-top:0}code{background:#f4f4f4;padding:.1rem .3rem;word-break:break-all}\
 footer{margin-top:1.5rem;font-size:.8rem;color:#616061}";
 
-fn page(title: &str, body: &str) -> String {
+pub(super) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
@@ -73,12 +73,14 @@ pub fn redirect_mismatch_page(passed: &str) -> HttpResponse {
 /// The user picker, in the browser's language (Slack's own authorize request
 /// carries no `ui_locales`). Its form posts every authorize parameter back,
 /// plus the chosen `user` (an id, or `deny` for Cancel). Rendered with the
-/// bridge's templates and look, escaped by tera.
+/// bridge's templates and look, escaped by tera. Guests, bots and
+/// deactivated users are marked after their workspace.
 pub fn pick_user_page(
     req: &HttpRequest,
     app_name: &str,
     params: &[(String, String)],
     users: &[StandinUser],
+    control: &Control,
 ) -> HttpResponse {
     #[derive(Serialize)]
     struct Hidden<'a> {
@@ -111,9 +113,16 @@ pub fn pick_user_page(
                 id: &u.user_id,
                 name: &u.name,
                 email: u.email.as_deref(),
-                team: match &u.enterprise_name {
-                    Some(org) => format!("{} · {}", u.team_name, org),
-                    None => u.team_name.clone(),
+                team: {
+                    let mut team = match &u.enterprise_name {
+                        Some(org) => format!("{} · {}", u.team_name, org),
+                        None => u.team_name.clone(),
+                    };
+                    for mark in user_marks(u, control) {
+                        team.push_str(" · ");
+                        team.push_str(mark);
+                    }
+                    team
                 },
             })
             .collect(),
@@ -125,6 +134,27 @@ pub fn pick_user_page(
         form_action: FormAction::Unrestricted,
     };
     PAGES.render("standin/pick_user.html", StatusCode::OK, &frame, &picker)
+}
+
+/// What sets a user apart in the directory, now: `bot`, a guest kind,
+/// `deactivated`. Empty for an active full member.
+pub(super) fn user_marks(user: &StandinUser, control: &Control) -> Vec<&'static str> {
+    let Some(flags) = control.user_flags(&user.user_id) else {
+        return Vec::new();
+    };
+    let mut marks = Vec::new();
+    if flags.is_bot {
+        marks.push("bot");
+    }
+    if flags.is_ultra_restricted {
+        marks.push("single-channel guest");
+    } else if flags.is_restricted {
+        marks.push("multi-channel guest");
+    }
+    if flags.deleted {
+        marks.push("deactivated");
+    }
+    marks
 }
 
 static PAGES: LazyLock<Pages> =

@@ -34,6 +34,8 @@ pub struct AccessGrant {
     pub scopes: Vec<String>,
     /// None: the token never expires (no token rotation).
     pub expires_at: Option<Instant>,
+    /// Revoked by `Control::revoke_user_tokens`: userInfo says `token_revoked`.
+    pub revoked: bool,
 }
 
 /// A refresh token's grant; `used` once it has been exchanged.
@@ -43,6 +45,8 @@ pub struct RefreshGrant {
     pub user_id: String,
     pub scopes: Vec<String>,
     pub used: bool,
+    /// Revoked by `Control::revoke_user_tokens`: refused like a used token.
+    pub revoked: bool,
 }
 
 /// Why a code was refused; the token endpoint says `invalid_code` for all.
@@ -106,6 +110,20 @@ impl Store {
         }
     }
 
+    /// Revokes every access and refresh token issued to `user_id` so far.
+    pub fn revoke_user(&self, user_id: &str) {
+        for grant in lock(&self.access).values_mut() {
+            if grant.user_id == user_id {
+                grant.revoked = true;
+            }
+        }
+        for grant in lock(&self.refresh).values_mut() {
+            if grant.user_id == user_id {
+                grant.revoked = true;
+            }
+        }
+    }
+
     pub fn insert_refresh(&self, token: String, grant: RefreshGrant) {
         lock(&self.refresh).insert(token, grant);
     }
@@ -114,7 +132,7 @@ impl Store {
     pub fn redeem_refresh(&self, token: &str, client_id: &str) -> Option<RefreshGrant> {
         let mut refresh = lock(&self.refresh);
         let grant = refresh.get_mut(token)?;
-        if grant.used || grant.client_id != client_id {
+        if grant.used || grant.revoked || grant.client_id != client_id {
             return None;
         }
         grant.used = true;

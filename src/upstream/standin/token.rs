@@ -13,9 +13,10 @@ use serde_json::Value;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 
+use super::control::TOKEN_METHOD;
 use super::http::{
     Obj, api_error, api_json, form_pairs, get, html_404, mime_essence, random_alnum, random_digits,
-    random_hex,
+    random_hex, rate_limited,
 };
 use super::id_token::{self, IdTokenInput};
 use super::state::{AccessGrant, CodeGrant, ROTATING_TOKEN_TTL, RefreshGrant};
@@ -28,6 +29,7 @@ pub async fn token(
     config: web::Data<Config>,
     control: web::Data<Control>,
 ) -> HttpResponse {
+    control.count_call(TOKEN_METHOD);
     let content_type = mime_essence(&req);
     let parsed = parse_body(content_type.as_deref(), &body);
     let basic = basic_credentials(&req);
@@ -49,14 +51,7 @@ pub async fn token(
 
     match control.token_fault() {
         Some(TokenFault::RateLimited { retry_after_secs }) => {
-            let mut obj = Obj::new();
-            obj.set("ok", false).set("error", "ratelimited");
-            let mut resp = api_json(StatusCode::TOO_MANY_REQUESTS, &obj);
-            if let Ok(v) = retry_after_secs.to_string().parse() {
-                resp.headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, v);
-            }
-            return resp;
+            return rate_limited(retry_after_secs);
         }
         Some(TokenFault::InternalError) => return api_error("internal_error"),
         Some(TokenFault::NonJson404) => return html_404(),
@@ -225,6 +220,7 @@ fn issue_pair(
             user_id: user_id.to_owned(),
             scopes: scopes.to_vec(),
             expires_at,
+            revoked: false,
         },
     );
     if let Some(r) = &refresh {
@@ -235,6 +231,7 @@ fn issue_pair(
                 user_id: user_id.to_owned(),
                 scopes: scopes.to_vec(),
                 used: false,
+                revoked: false,
             },
         );
     }

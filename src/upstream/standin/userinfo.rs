@@ -6,7 +6,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::http::{Obj, api_error, api_json, form_pairs, get, html_404, mime_essence};
+use super::control::USERINFO_METHOD;
+use super::http::{
+    Obj, api_error, api_json, form_pairs, get, html_404, mime_essence, rate_limited,
+};
 use super::{Config, Control, UserinfoFault};
 
 /// Answers with the user's claims, filtered by the token's scopes.
@@ -16,7 +19,11 @@ pub async fn userinfo(
     config: web::Data<Config>,
     control: web::Data<Control>,
 ) -> HttpResponse {
+    control.count_call(USERINFO_METHOD);
     match control.userinfo_fault() {
+        Some(UserinfoFault::RateLimited { retry_after_secs }) => {
+            return rate_limited(retry_after_secs);
+        }
         Some(UserinfoFault::NonJson404) => return html_404(),
         Some(UserinfoFault::ErrorCode(code)) => return api_error(&code),
         Some(UserinfoFault::Slow(d)) => tokio::time::sleep(d).await,
@@ -33,6 +40,9 @@ pub async fn userinfo(
     let Some(grant) = control.store.access(&token) else {
         return api_error("invalid_auth");
     };
+    if grant.revoked {
+        return api_error("token_revoked");
+    }
     if grant.expires_at.is_some_and(|at| Instant::now() >= at) {
         return api_error("token_expired");
     }
@@ -44,7 +54,10 @@ pub async fn userinfo(
             .set("provided", grant.scopes.join(","));
         return api_json(StatusCode::OK, &obj);
     }
-    let Some(user) = config.user(&grant.user_id) else {
+    let deleted = control
+        .user_flags(&grant.user_id)
+        .is_none_or(|flags| flags.deleted);
+    let Some(user) = config.user(&grant.user_id).filter(|_| !deleted) else {
         return api_error("account_inactive");
     };
 
@@ -56,7 +69,7 @@ pub async fn userinfo(
 }
 
 /// `Authorization: Bearer …`, which wins over a body field.
-fn bearer(req: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
@@ -64,7 +77,7 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 /// A `token` field of a form-encoded POST body.
-fn body_token(req: &HttpRequest, body: &[u8]) -> Option<String> {
+pub(crate) fn body_token(req: &HttpRequest, body: &[u8]) -> Option<String> {
     if mime_essence(req).as_deref() != Some("application/x-www-form-urlencoded") {
         return None;
     }

@@ -22,6 +22,15 @@ pub struct StandinUser {
     pub team_domain: String,
     pub enterprise_name: Option<String>,
     pub enterprise_domain: Option<String>,
+    /// Deactivated. Only a starting value: `Control::set_user_deleted`
+    /// changes it while the stand-in runs.
+    pub deleted: bool,
+    /// A bot user (`users.info` says `is_bot`).
+    pub is_bot: bool,
+    /// A multi-channel guest. Starting value, see `Control::set_user_guest`.
+    pub is_restricted: bool,
+    /// A single-channel guest. Starting value, see `Control::set_user_guest`.
+    pub is_ultra_restricted: bool,
 }
 
 /// `date_email_verified` for every verified fixture address [inf].
@@ -29,14 +38,20 @@ const DATE_EMAIL_VERIFIED: i64 = 1_626_075_692;
 const AVATARS: &str = "https://avatars.slack-edge.example";
 const USER_IMAGE_SIZES: [u32; 7] = [24, 32, 48, 72, 192, 512, 1024];
 const TEAM_IMAGE_SIZES: [u32; 7] = [34, 44, 68, 88, 102, 132, 230];
+/// The first workspace: most fixture users and groups live here.
+const EXAMPLE_WORKSPACE: (&str, &str, &str) =
+    ("T0000000001", "Example Workspace", "example-workspace");
 
 impl StandinUser {
-    /// The built-in users: two workspaces, a Grid user and a user without email.
+    /// The built-in users: two workspaces, a Grid user and a user without
+    /// email, then the directory cases a bridge must refuse: a multi-channel
+    /// guest, a single-channel guest and a bot. All of them can sign in at the
+    /// stand-in, as on Slack.
     pub fn fixtures() -> Vec<StandinUser> {
         vec![
             workspace_user(
                 ("U0000000001", "Ada", "Lovelace", Some("ada@example.com")),
-                ("T0000000001", "Example Workspace", "example-workspace"),
+                EXAMPLE_WORKSPACE,
             ),
             workspace_user(
                 (
@@ -61,11 +76,36 @@ impl StandinUser {
                     ("T0000000003", "Example Org Engineering", "example-org-eng"),
                 )
             },
-            workspace_user(
-                ("U0000000004", "Alan", "Turing", None),
-                ("T0000000001", "Example Workspace", "example-workspace"),
-            ),
+            workspace_user(("U0000000004", "Alan", "Turing", None), EXAMPLE_WORKSPACE),
+            StandinUser {
+                is_restricted: true,
+                ..workspace_user(
+                    (
+                        "U0000000005",
+                        "Mallory",
+                        "Guest",
+                        Some("mallory@partner.example"),
+                    ),
+                    EXAMPLE_WORKSPACE,
+                )
+            },
+            StandinUser {
+                is_ultra_restricted: true,
+                ..workspace_user(
+                    ("U0000000006", "Sam", "Single", Some("sam@partner.example")),
+                    EXAMPLE_WORKSPACE,
+                )
+            },
+            StandinUser {
+                is_bot: true,
+                ..workspace_user(("U0000000007", "Deploy", "Bot", None), EXAMPLE_WORKSPACE)
+            },
         ]
+    }
+
+    /// Slack's `name` (the old username): `ada.lovelace`.
+    pub fn username(&self) -> String {
+        self.name.to_lowercase().replace(' ', ".")
     }
 
     /// The team, user and (Grid) enterprise ids every token and answer carry.
@@ -150,5 +190,9 @@ fn workspace_user(
         team_domain: team_domain.into(),
         enterprise_name: None,
         enterprise_domain: None,
+        deleted: false,
+        is_bot: false,
+        is_restricted: false,
+        is_ultra_restricted: false,
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use slack_oidc_bridge::upstream::standin::{
-    self, StandinApp, StandinHandle, StandinOptions, StandinUser,
+    self, DEV_BOT_TOKEN, StandinApp, StandinGroup, StandinHandle, StandinOptions, StandinUser,
 };
 
 pub const UPSTREAM_CLIENT_ID: &str = "4242424242.1313131313";
@@ -44,6 +44,9 @@ pub async fn start_standin(base: &str) -> StandinHandle {
         }],
         users: StandinUser::fixtures(),
         exact_slack_mode: false,
+        groups: StandinGroup::fixtures(),
+        bot_token: Some(DEV_BOT_TOKEN.into()),
+        events: None,
     })
     .await
     .expect("stand-in starts")

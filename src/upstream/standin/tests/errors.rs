@@ -177,6 +177,9 @@ async fn refuses_non_loopback_listen_address() {
             apps: apps(),
             users: StandinUser::fixtures(),
             exact_slack_mode: false,
+            groups: StandinGroup::fixtures(),
+            bot_token: Some(DEV_BOT_TOKEN.into()),
+            events: None,
         })
         .await;
         assert!(

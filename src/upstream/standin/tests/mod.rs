@@ -1,7 +1,9 @@
 //! End-to-end tests: a real stand-in on 127.0.0.1, driven over HTTP.
 
+mod directory;
 mod discovery;
 mod errors;
+mod events;
 mod faults;
 mod flow;
 mod grants;
@@ -9,7 +11,9 @@ mod grants;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
-use super::{StandinApp, StandinHandle, StandinOptions, StandinUser, start};
+use super::{
+    DEV_BOT_TOKEN, StandinApp, StandinGroup, StandinHandle, StandinOptions, StandinUser, start,
+};
 
 /// A distributed app without token rotation.
 pub const APP: &str = "1111111111.2222222222222";
@@ -41,14 +45,22 @@ pub async fn spawn() -> StandinHandle {
 }
 
 pub async fn spawn_with(exact_slack_mode: bool) -> StandinHandle {
-    start(StandinOptions {
+    start(options(exact_slack_mode))
+        .await
+        .expect("stand-in starts")
+}
+
+/// The options `spawn_with` uses, for tests that change one of them.
+pub fn options(exact_slack_mode: bool) -> StandinOptions {
+    StandinOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         apps: apps(),
         users: StandinUser::fixtures(),
         exact_slack_mode,
-    })
-    .await
-    .expect("stand-in starts")
+        groups: StandinGroup::fixtures(),
+        bot_token: Some(DEV_BOT_TOKEN.into()),
+        events: None,
+    }
 }
 
 pub fn client() -> reqwest::Client {

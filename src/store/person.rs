@@ -1,0 +1,149 @@
+//! The index from a Slack person (our `sub`) to their live SSO sessions and
+//! token families, so that Slack (an event) or an admin (the CLI) can sign
+//! the person out everywhere. Members name records only by the hash they are
+//! stored under: the index holds nothing that can be replayed.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::records::{Records, Session, secret_hash};
+use super::{Namespace, StoreResult};
+
+/// What one index member stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Held {
+    Session,
+    Family,
+}
+
+/// One live session or token family of a person, as the index remembers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PersonEntry {
+    pub held: Held,
+    /// The application (families only; a session's are in its record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The session's public id (`sid`), for logout tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+}
+
+/// What ending a person's sessions and families found.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// The sessions that were live (their clients get logout tokens).
+    pub sessions: Vec<Session>,
+    /// The families that were live.
+    pub families: Vec<PersonEntry>,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn ttl_until(expires_at: i64) -> Duration {
+    Duration::from_secs((expires_at - now()).max(1) as u64)
+}
+
+impl Records {
+    /// Records a session (by its cookie) in its person's index.
+    pub async fn index_session(
+        &self,
+        subject: &str,
+        cookie: &str,
+        entry: &PersonEntry,
+    ) -> StoreResult<()> {
+        let member = format!("s:{}", secret_hash(cookie));
+        self.index_entry(subject, &member, entry).await
+    }
+
+    /// Records a token family in its person's index (again on each refresh,
+    /// which moves its `last_used_at`).
+    pub async fn index_family(
+        &self,
+        subject: &str,
+        family_id: &str,
+        entry: &PersonEntry,
+    ) -> StoreResult<()> {
+        let member = format!("f:{}", secret_hash(family_id));
+        self.index_entry(subject, &member, entry).await
+    }
+
+    async fn index_entry(
+        &self,
+        subject: &str,
+        member: &str,
+        entry: &PersonEntry,
+    ) -> StoreResult<()> {
+        let value = serde_json::to_vec(entry).expect("entries serialize");
+        self.store()
+            .index_set(
+                Namespace::Person,
+                &secret_hash(subject),
+                member,
+                &value,
+                ttl_until(entry.expires_at),
+            )
+            .await
+    }
+
+    /// The person's live entries (member, entry); expired and unreadable
+    /// members are removed on the way.
+    pub async fn person_entries(&self, subject: &str) -> StoreResult<Vec<(String, PersonEntry)>> {
+        let key = secret_hash(subject);
+        let members = self.store().index_read(Namespace::Person, &key).await?;
+        let now = now();
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for (member, bytes) in members {
+            match serde_json::from_slice::<PersonEntry>(&bytes) {
+                Ok(entry) if entry.expires_at > now => live.push((member, entry)),
+                _ => dead.push(member),
+            }
+        }
+        if !dead.is_empty() {
+            self.store()
+                .index_remove(Namespace::Person, &key, &dead)
+                .await?;
+        }
+        live.sort_by_key(|(_, e)| e.created_at);
+        Ok(live)
+    }
+
+    /// Ends every session and token family of the person: sessions are taken
+    /// (so their clients can be told), families deleted (every token of
+    /// theirs dies with them). Each member leaves the index once its record
+    /// is gone, so a failure half-way leaves the rest to a retry.
+    pub async fn end_person(&self, subject: &str) -> StoreResult<Ended> {
+        let key = secret_hash(subject);
+        let mut ended = Ended::default();
+        for (member, entry) in self.person_entries(subject).await? {
+            let (kind, hash) = member.split_once(':').unwrap_or_default();
+            if kind == "s" {
+                let taken = self.take_hashed::<Session>(Namespace::Session, hash);
+                ended.sessions.extend(taken.await?);
+            } else if kind == "f" && self.store().delete(Namespace::Family, hash).await? {
+                ended.families.push(entry);
+            }
+            self.store()
+                .index_remove(Namespace::Person, &key, &[member])
+                .await?;
+        }
+        Ok(ended)
+    }
+
+    /// Whether the family stored under `hash` (from an index) is alive.
+    pub async fn family_alive_by_hash(&self, hash: &str) -> StoreResult<bool> {
+        Ok(self.store().get(Namespace::Family, hash).await?.is_some())
+    }
+
+    /// A session record by the hash it is stored under.
+    pub async fn session_by_hash(&self, hash: &str) -> StoreResult<Option<Session>> {
+        self.get_hashed(Namespace::Session, hash).await
+    }
+}
