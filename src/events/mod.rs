@@ -15,6 +15,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 use crate::directory::Member;
 use crate::observability::metrics;
@@ -104,7 +105,10 @@ async fn event_callback(
     }
     let work = {
         let provider = provider.clone();
-        tokio::spawn(async move { handle(&provider, &envelope).await })
+        // The work keeps the request's span (its request id) in its log lines.
+        tokio::spawn(
+            async move { handle(&provider, &envelope).await }.instrument(tracing::Span::current()),
+        )
     };
     match tokio::time::timeout(ANSWER_WITHIN, work).await {
         Ok(Ok(Ok(()))) => HttpResponse::Ok().finish(),

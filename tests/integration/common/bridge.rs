@@ -31,8 +31,16 @@ pub const POST_LOGOUT_URI: &str = "http://127.0.0.1:9/bye";
 /// header and never follow it.
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 
+/// The signing secret of the Slack app when `Setup::events` is on.
+pub const SIGNING_SECRET: &str = "test-signing-secret-0123456789";
+
 /// A Slack stand-in on a free loopback port that knows the bridge at `base`.
 pub async fn start_standin(base: &str) -> StandinHandle {
+    start_standin_with(base, false).await
+}
+
+/// The same with Slack's token rotation on or off for the bridge's app.
+pub async fn start_standin_with(base: &str, rotation: bool) -> StandinHandle {
     standin::start(StandinOptions {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         apps: vec![StandinApp {
@@ -40,7 +48,7 @@ pub async fn start_standin(base: &str) -> StandinHandle {
             client_secret: UPSTREAM_SECRET.into(),
             redirect_urls: vec![format!("{base}/callback")],
             distributed: true,
-            rotation: false,
+            rotation,
         }],
         users: StandinUser::fixtures(),
         exact_slack_mode: false,
@@ -78,6 +86,13 @@ pub struct Setup {
     /// Seed nodes of a Redis Cluster (`store.redis_cluster`); when set it is
     /// the store, and `redis_url` is not used.
     pub redis_cluster: Option<Vec<String>>,
+    /// Slack's directory: `upstream.bot_token` (the stand-in's
+    /// `DEV_BOT_TOKEN`), so guests, bots, deactivation and groups apply.
+    pub directory: bool,
+    /// Slack's Events API: `upstream.signing_secret` = [`SIGNING_SECRET`].
+    pub events: bool,
+    /// Slack's token rotation on the bridge's Slack app.
+    pub upstream_rotation: bool,
 }
 
 pub struct Bridge {
@@ -92,7 +107,7 @@ impl Bridge {
     pub async fn start(setup: Setup) -> Bridge {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let standin = start_standin(&base).await;
+        let standin = start_standin_with(&base, setup.upstream_rotation).await;
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("bridge.toml");
         std::fs::write(
@@ -290,6 +305,8 @@ allowed_team_ids = [{teams}]
 pkce = {pkce}
 timeout_ms = 3000
 jwks_refetch_cooldown_secs = 1
+api_url = "{upstream}/api"
+{directory}
 [tokens]
 refresh_reuse_grace_secs = {grace}
 [[clients]]
@@ -349,5 +366,17 @@ require_consent = true
             .map(|u| format!("backchannel_logout_uri = \"{u}\""))
             .unwrap_or_default(),
         extra = setup.extra_toml,
+        directory = [
+            setup
+                .directory
+                .then(|| format!("bot_token = \"{DEV_BOT_TOKEN}\"")),
+            setup
+                .events
+                .then(|| format!("signing_secret = \"{SIGNING_SECRET}\"")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n"),
     )
 }
