@@ -3,7 +3,7 @@
 
 help:
 	@echo "make run           run the bridge locally (config/dev.toml, built-in Slack stand-in)"
-	@echo "make test          run every test (installs redis-server if missing)"
+	@echo "make test          run every test (installs redis-server, chromium, chromedriver if missing)"
 	@echo "make lint          cargo fmt --check and clippy with warnings as errors"
 	@echo "make fmt           format the code"
 	@echo "make check-config  validate config/dev.toml and config/bridge.example.toml"

@@ -104,6 +104,13 @@ impl KeyRecord {
     }
 
     /// Parses the private key; `None` for a revoked key, which has none.
+    /// The AEAD key derived from this key's private key (see `sealing`);
+    /// `None` once revoked.
+    pub fn sealer(&self) -> Option<super::sealing::Sealer> {
+        let der = STANDARD.decode(self.pkcs8.as_deref()?).ok()?;
+        Some(super::sealing::Sealer::derive(&self.kid, &der))
+    }
+
     pub fn to_signing_key(&self) -> Result<Option<SigningKey>, String> {
         if self.state == KeyState::Revoked {
             return Ok(None);

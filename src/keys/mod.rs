@@ -13,6 +13,7 @@ mod file;
 pub mod follow;
 mod lifecycle;
 mod rotation_lock;
+pub mod sealing;
 mod signer;
 mod verify;
 
@@ -30,6 +31,8 @@ use crate::web::cached::CachedJson;
 /// published JWKS, serialized once.
 pub struct LoadedKeys {
     signers: Vec<Arc<SigningKey>>,
+    /// AEAD keys of the active keys; the first seals.
+    sealers: Vec<sealing::Sealer>,
     pub published: Vec<Arc<SigningKey>>,
     /// The file as loaded, without private keys: states and dates.
     records: KeyFile,
@@ -42,6 +45,7 @@ impl LoadedKeys {
     pub fn build(file: &KeyFile, path: &Path, policy: &Policy) -> Result<LoadedKeys, KeyFileError> {
         let mut signers = Vec::new();
         let mut published = Vec::new();
+        let mut sealers = Vec::new();
         for record in &file.keys {
             let key = record
                 .to_signing_key()
@@ -50,6 +54,7 @@ impl LoadedKeys {
             let key = Arc::new(key);
             if record.state == KeyState::Active {
                 signers.push(key.clone());
+                sealers.extend(record.sealer());
             }
             published.push(key);
         }
@@ -64,8 +69,19 @@ impl LoadedKeys {
         let jwks = jsonwebtoken::jwk::JwkSet {
             keys: published.iter().map(|k| k.public_jwk()).collect(),
         };
+        // The first configured algorithm's active key seals.
+        if let Some(first) = policy.algorithms.first()
+            && let Some(i) = file
+                .keys
+                .iter()
+                .filter(|r| r.state == KeyState::Active)
+                .position(|r| r.alg == *first)
+        {
+            sealers.swap(0, i);
+        }
         Ok(LoadedKeys {
             signers,
+            sealers,
             published,
             records: KeyFile {
                 keys: file.keys.iter().map(KeyRecord::public_view).collect(),
@@ -78,6 +94,19 @@ impl LoadedKeys {
     /// `id_token_signed_response_alg`).
     pub fn signer_for(&self, alg: Algorithm) -> Option<&Arc<SigningKey>> {
         self.signers.iter().find(|s| s.alg() == alg)
+    }
+
+    /// Seals data for a later request (see [`sealing`]).
+    pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
+        self.sealers
+            .first()
+            .expect("an active key exists for every configured algorithm")
+            .seal(purpose, plaintext)
+    }
+
+    /// Opens what [`seal`](Self::seal) sealed under a still active key.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Result<Vec<u8>, sealing::Unsealed> {
+        sealing::open(&self.sealers, purpose, sealed)
     }
 
     /// Whether tokens issued with key `kid` must be refused. Tokens whose key

@@ -404,6 +404,12 @@ fn check_pkce(params: &Params, client: &Client) -> Result<Option<String>, OAuthE
 /// Stores the pending login (bound to this browser) and sends the person to
 /// Slack with a fresh state and nonce: at once, or through our sign-in page
 /// when `pages.login_page` is on.
+/// The purpose a pending login is sealed for (see `keys::sealing`).
+pub const SEAL_LOGIN: &str = "upstream-state";
+/// Slack's `state` comes back in the callback's URI, which is limited to
+/// 8 KiB; the application's own `state` and `nonce` take most of this.
+const MAX_UPSTREAM_STATE: usize = 6 * 1024;
+
 async fn start_upstream_login(
     req: &HttpRequest,
     provider: &Provider,
@@ -412,7 +418,6 @@ async fn start_upstream_login(
 ) -> Result<HttpResponse, OAuthError> {
     let app = app_name(provider, &request.client_id);
     let (browser_id, new_cookie) = provider.browser_id(req);
-    let upstream_state = random_secret();
     let upstream_nonce = random_secret();
     let pkce = provider.slack.pkce_pair();
     let login = PendingLogin {
@@ -420,7 +425,19 @@ async fn start_upstream_login(
         upstream_nonce: upstream_nonce.clone(),
         upstream_pkce_verifier: pkce.as_ref().map(|(v, _)| v.clone()),
         browser_hash: secret_hash(&browser_id),
+        expires_at: now() + provider.ttl_login().as_secs() as i64,
     };
+    // Nothing is stored before the person has authenticated: the pending
+    // sign-in travels sealed in Slack's `state`.
+    let upstream_state = provider.keys.current().seal(
+        SEAL_LOGIN,
+        &serde_json::to_vec(&login).expect("a pending login serializes"),
+    );
+    if upstream_state.len() > MAX_UPSTREAM_STATE {
+        return Err(OAuthError::invalid_request(
+            "state and nonce are too long together",
+        ));
+    }
     let url = provider
         .slack
         .authorize_url(
@@ -437,11 +454,6 @@ async fn start_upstream_login(
             )
             .with_cause(Cause::Upstream)
         })?;
-    provider
-        .records
-        .put_login(&upstream_state, &login, provider.ttl_login())
-        .await
-        .map_err(|e| OAuthError::unavailable(&e))?;
     let mut response = if provider.config.pages.login_page {
         login_page(provider, locale, &app, url.as_str())
     } else {
@@ -463,7 +475,7 @@ struct LoginPage<'a> {
 }
 
 /// "Sign in to {app}" with a "Sign in with Slack" button: a plain link to
-/// Slack's authorization URL (the pending login already exists), so no form
+/// Slack's authorization URL (the pending login is sealed in it), so no form
 /// and no `form-action` is involved.
 fn login_page(provider: &Provider, locale: Locale, app: &str, slack_url: &str) -> HttpResponse {
     provider.pages.render(

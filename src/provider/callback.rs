@@ -9,9 +9,12 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::Provider;
+use super::authorize::SEAL_LOGIN;
 use super::error::{Cause, ErrorCode, OAuthError};
 use super::grant::{SignedIn, admitted, back_link, complete};
 use super::params::Params;
+use super::session::now;
+use crate::keys::sealing::Unsealed;
 use crate::observability::metrics::{self, Refusal};
 use crate::store::records::{PendingLogin, secret_hash};
 use crate::upstream::{SlackIdentity, UpstreamError, UpstreamTokens};
@@ -33,18 +36,8 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         Ok(p) => p,
         Err(e) => return page(e),
     };
-    let login = match take_pending_login(&provider, &params).await {
+    let login = match open_pending_login(&provider, &params) {
         Ok(login) => login,
-        Err(e) if e.code == ErrorCode::TemporarilyUnavailable => {
-            metrics::sign_in_refused(Refusal::of(&e));
-            return provider.error_page_in(
-                locale,
-                None,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in is unavailable right now",
-                &e,
-            );
-        }
         Err(e) => return page(e),
     };
     // From here the application is known: the language it asked for, and a
@@ -60,6 +53,27 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
             "This sign-in cannot be completed",
             &e,
         );
+    }
+    // A callback already completed is refused without asking Slack again (a
+    // read: an anonymous request still writes nothing).
+    match provider
+        .records
+        .state_used(params.get("state").unwrap_or_default())
+        .await
+    {
+        Ok(false) => {}
+        Ok(true) => return page(already_completed()),
+        Err(e) => {
+            let e = OAuthError::unavailable(&e);
+            metrics::sign_in_refused(Refusal::of(&e));
+            return provider.error_page_in(
+                locale,
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now",
+                &e,
+            );
+        }
     }
     let fail = |reason: Refusal, e: OAuthError| {
         provider.refuse_sign_in(
@@ -78,6 +92,22 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         Ok(identity) => identity,
         Err(e) => return fail(Refusal::UpstreamError, e),
     };
+    match check_state_unused(&provider, &params, &login).await {
+        Ok(()) => {}
+        Err(e) if e.code == ErrorCode::TemporarilyUnavailable => {
+            return fail(Refusal::of(&e), e);
+        }
+        Err(e) => {
+            metrics::sign_in_refused(Refusal::BadState);
+            return provider.error_page_in(
+                locale,
+                back_link(&provider, &login.request).as_ref(),
+                StatusCode::BAD_REQUEST,
+                "This sign-in cannot be completed",
+                &e,
+            );
+        }
+    }
     if let Err(e) = check_workspace_allowed(&provider, &identity.identity) {
         return fail(Refusal::WorkspaceNotAllowed, e);
     }
@@ -122,26 +152,56 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
     response
 }
 
-/// The pending login is consumed at once (single use, even if a later check
-/// fails).
-async fn take_pending_login(
-    provider: &Provider,
-    params: &Params,
-) -> Result<PendingLogin, OAuthError> {
+/// The pending login, opened from Slack's `state`: sealed by us under a
+/// still active key, and not expired. Single use is enforced once Slack has
+/// answered (see [`check_state_unused`]): Slack's code is single use too.
+fn open_pending_login(provider: &Provider, params: &Params) -> Result<PendingLogin, OAuthError> {
     let state = params
         .get("state")
         .ok_or_else(|| OAuthError::invalid_request("Slack sent no state"))?;
-    let login = provider
-        .records
-        .take_login(state)
-        .await
-        .map_err(|e| OAuthError::unavailable(&e))?
-        .ok_or_else(|| {
-            OAuthError::invalid_request(
-                "this sign-in has expired or was already completed; start again",
-            )
+    let bytes = provider
+        .keys
+        .current()
+        .open(SEAL_LOGIN, state)
+        .map_err(|e| match e {
+            Unsealed::Tampered => {
+                OAuthError::invalid_request("this sign-in link is not valid; start again")
+            }
+            Unsealed::RetiredKey => {
+                OAuthError::invalid_request("this sign-in began before a key change; start again")
+            }
         })?;
+    let login: PendingLogin = serde_json::from_slice(&bytes)
+        .map_err(|_| OAuthError::invalid_request("this sign-in link is not valid; start again"))?;
+    if login.expires_at <= now() {
+        return Err(already_completed());
+    }
     Ok(login)
+}
+
+/// Slack answered this state's callback: recorded once, so the same
+/// state cannot complete a second sign-in.
+async fn check_state_unused(
+    provider: &Provider,
+    params: &Params,
+    login: &PendingLogin,
+) -> Result<(), OAuthError> {
+    let state = params.get("state").unwrap_or_default();
+    let ttl = std::time::Duration::from_secs((login.expires_at - now()).max(1) as u64);
+    let first = provider
+        .records
+        .mark_state_used(state, ttl)
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    if first {
+        Ok(())
+    } else {
+        Err(already_completed())
+    }
+}
+
+fn already_completed() -> OAuthError {
+    OAuthError::invalid_request("this sign-in has expired or was already completed; start again")
 }
 
 /// The pending login must have been started by this browser.

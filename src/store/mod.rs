@@ -21,7 +21,8 @@ use async_trait::async_trait;
 /// can never be read back as a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Namespace {
-    /// Pending upstream login, keyed by the upstream `state`.
+    /// An upstream `state` whose callback Slack already answered (the
+    /// pending login itself travels sealed in the state), keyed by its hash.
     Login,
     /// Authorization code, keyed by its SHA-256 hash.
     Code,

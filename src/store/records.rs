@@ -45,6 +45,7 @@ pub struct ClientRequest {
 }
 
 /// An authorization request waiting for the person to come back from Slack.
+/// Not stored: it travels sealed in Slack's `state` (see `keys::sealing`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
     pub request: ClientRequest,
@@ -53,6 +54,8 @@ pub struct PendingLogin {
     pub upstream_pkce_verifier: Option<String>,
     /// Hash of the browser cookie: a callback from another browser is refused.
     pub browser_hash: String,
+    /// Unix seconds after which the callback is refused.
+    pub expires_at: i64,
 }
 
 /// A consent page waiting for the person's answer.
@@ -226,23 +229,21 @@ impl Records {
         &self.store
     }
 
-    pub async fn put_login(
-        &self,
-        state: &str,
-        login: &PendingLogin,
-        ttl: Duration,
-    ) -> StoreResult<()> {
-        self.store
-            .put(Namespace::Login, &secret_hash(state), &encode(login), ttl)
-            .await
+    /// Whether Slack already answered the callback of this upstream `state`.
+    pub async fn state_used(&self, state: &str) -> StoreResult<bool> {
+        Ok(self
+            .store
+            .get(Namespace::Login, &secret_hash(state))
+            .await?
+            .is_some())
     }
 
-    pub async fn take_login(&self, state: &str) -> StoreResult<Option<PendingLogin>> {
-        decode(
-            self.store
-                .take(Namespace::Login, &secret_hash(state))
-                .await?,
-        )
+    /// Records that Slack answered the callback of this upstream `state`
+    /// (until it would expire anyway); false when it already had.
+    pub async fn mark_state_used(&self, state: &str, ttl: Duration) -> StoreResult<bool> {
+        self.store
+            .put_new(Namespace::Login, &secret_hash(state), b"1", ttl)
+            .await
     }
 
     pub async fn put_code(&self, code: &str, grant: &CodeGrant, ttl: Duration) -> StoreResult<()> {

@@ -409,6 +409,16 @@ const CATALOG: &[(&str, &str, &str)] = &[
         "Cette connexion a expiré ou a déjà abouti. Veuillez recommencer depuis l’application.",
     ),
     (
+        "this sign-in link is not valid; start again",
+        "This sign-in link is not valid (it may have been altered). Please start again from the application.",
+        "Ce lien de connexion n’est pas valide (il a peut-être été modifié). Veuillez recommencer depuis l’application.",
+    ),
+    (
+        "this sign-in began before a key change; start again",
+        "This sign-in began before a security key change. Please start again from the application.",
+        "Cette connexion a commencé avant un changement de clé de sécurité. Veuillez recommencer depuis l’application.",
+    ),
+    (
         "this sign-in was started in another browser (or cookies are blocked); start again",
         "This sign-in was started in another browser, or this browser blocks cookies. Please start again from the application.",
         "Cette connexion a été commencée dans un autre navigateur, ou ce navigateur bloque les cookies. Veuillez recommencer depuis l’application.",

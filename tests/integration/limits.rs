@@ -1,17 +1,15 @@
 //! Bounded resources, through the real binary: rate limits per address and
-//! per client (429 with Retry-After), the memory store's cap (new sign-ins
-//! get 503, live sessions survive), and size limits on bodies, URIs, headers
-//! and parameters (4xx, never 500).
+//! per client (429 with Retry-After), sign-ins that are never finished
+//! (they write nothing, so they fill no store), and size limits on bodies,
+//! URIs, headers and parameters (4xx, never 500).
 
 use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::bridge::{BASIC, Bridge, POST, Setup};
-use common::browser::{
-    Browser, ClientAuth, auth_params, location, param, sign_in_and_redeem, token_request,
-};
+use common::browser::{Browser, ClientAuth, auth_params, sign_in_and_redeem, token_request};
 
 const ADA: &str = "U0000000001";
 
@@ -267,96 +265,122 @@ async fn token_per_address_answers_429_and_spares_other_addresses() {
 
 // -------------------------------------------------------------- store capacity
 
+/// `count` sign-ins that go to Slack and never come back, `parallel` at a
+/// time, each from a fresh browser; every one must be sent on to Slack.
+async fn abandon_sign_ins(bridge: &Bridge, count: usize, parallel: usize) {
+    let per_task = count / parallel;
+    let tasks: Vec<_> = (0..parallel)
+        .map(|_| {
+            let base = bridge.base.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap();
+                let mut url = url::Url::parse(&format!("{base}/authorize")).unwrap();
+                url.query_pairs_mut()
+                    .extend_pairs(auth_params(BASIC.0, "st", "n"));
+                for _ in 0..per_task {
+                    let r = http.get(url.as_str()).send().await.unwrap();
+                    assert_eq!(r.status(), 302, "an abandoned sign-in is sent to Slack");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+fn no_authorize_limits() -> Vec<(String, String)> {
+    env(&[
+        ("BRIDGE_LIMITS__AUTHORIZE_PER_ADDRESS__PER_MINUTE", "0"),
+        ("BRIDGE_LIMITS__AUTHORIZE_PER_CLIENT__PER_MINUTE", "0"),
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn at_the_memory_cap_new_sign_ins_get_503_and_live_sessions_survive() {
+async fn abandoned_sign_ins_fill_nothing_so_sign_ins_and_refreshes_keep_working() {
+    let mut vars = no_authorize_limits();
+    vars.extend(env(&[("BRIDGE_STORE__MEMORY_MAX_ENTRIES", "200")]));
     let bridge = Bridge::start(Setup {
-        env: env(&[
-            ("BRIDGE_STORE__MEMORY_MAX_ENTRIES", "12"),
-            // Abandoned sign-ins expire quickly, so the test can watch the
-            // store recover without evicting anything.
-            ("BRIDGE_TOKENS__LOGIN_TTL_SECS", "3"),
-        ]),
+        env: vars,
         ..Setup::default()
     })
     .await;
+    let refresh_client = ClientAuth::Other(common::bridge::REFRESH.0, common::bridge::REFRESH.1);
     let ada = Browser::new();
-    let tokens = sign_in_and_redeem(&bridge, &ada, ClientAuth::Basic, "openid email", ADA).await;
-    let access_token = tokens["access_token"].as_str().unwrap().to_string();
+    let before = sign_in_and_redeem(
+        &bridge,
+        &ada,
+        refresh_client,
+        "openid email offline_access",
+        ADA,
+    )
+    .await;
 
-    // A flood of sign-ins that never come back from Slack.
-    let mut started = 0;
-    let full = loop {
-        let r = Browser::new()
-            .authorize(&bridge, &auth_params(BASIC.0, "st", "n"))
-            .await;
-        match r.status().as_u16() {
-            302 => started += 1,
-            503 => break r,
-            other => panic!("unexpected {other}: {:?}", r.text().await),
-        }
-        assert!(started <= 12, "the store never filled up");
-    };
-    assert!(started >= 1, "some sign-ins started before the cap");
-    assert!(
-        full.headers().get("location").is_none(),
-        "at the cap the person gets a page, not a redirect to the application"
-    );
-    assert!(full.headers().get("retry-after").is_some());
-    assert!(
-        full.text()
-            .await
-            .unwrap()
-            .contains("temporarily_unavailable"),
-        "the page names the error"
-    );
+    abandon_sign_ins(&bridge, 2000, 8).await;
 
-    // Nothing live was evicted: the access token still works...
-    let userinfo = reqwest::Client::new()
-        .get(bridge.url("/userinfo"))
-        .bearer_auth(&access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        userinfo.status(),
-        200,
-        "a live access token survives the flood"
-    );
-    // ...and even a signed-in person cannot get a new code while full.
-    let r = ada
-        .authorize(&bridge, &auth_params(BASIC.0, "st", "n"))
-        .await;
-    assert_eq!(r.status(), 503);
-
+    // Nobody is locked out: a refresh, and a new sign-in at Slack.
+    let refreshed = token_request(
+        &bridge,
+        refresh_client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", before["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(refreshed.status(), 200);
+    let fresh =
+        sign_in_and_redeem(&bridge, &Browser::new(), ClientAuth::Basic, "openid", ADA).await;
+    assert!(fresh["id_token"].is_string());
     let text = metrics_text(&bridge).await;
     assert!(
-        text.contains("bridge_store_errors_total{op=\"put\",kind=\"full\"}"),
-        "{text}"
+        !text.contains("kind=\"full\""),
+        "the store never reached its cap: {text}"
     );
-    assert!(
-        !text.contains("bridge_sign_ins_refused_total{reason=\"store_full\"} 0"),
-        "{text}"
-    );
+}
 
-    // Once the abandoned sign-ins expire, Ada's session (which survived)
-    // signs her in again without Slack.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = ada
-            .authorize(&bridge, &auth_params(BASIC.0, "st", "n"))
-            .await;
-        if r.status() == 302 {
-            let back = location(&r);
-            assert!(
-                param(&back, "code").is_some(),
-                "her session answered without a trip to Slack: {back}"
-            );
-            break;
+#[tokio::test(flavor = "multi_thread")]
+async fn on_redis_abandoned_and_refused_sign_ins_add_no_keys() {
+    let server = common::redis_server::RedisServer::start();
+    let bridge = Bridge::start(Setup {
+        redis_url: Some(server.url.clone()),
+        env: no_authorize_limits(),
+        ..Setup::default()
+    })
+    .await;
+    sign_in_and_redeem(&bridge, &Browser::new(), ClientAuth::Basic, "openid", ADA).await;
+    let redis = ::redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let keys = |conn: &mut ::redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            ::redis::cmd("DBSIZE")
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
         }
-        assert_eq!(r.status(), 503);
-        assert!(Instant::now() < deadline, "the store never recovered");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    };
+    let before = keys(&mut conn).await;
+    abandon_sign_ins(&bridge, 400, 4).await;
+    // Refused: an unknown client, an unregistered redirect URI.
+    let browser = Browser::new();
+    let mut unknown = auth_params(BASIC.0, "st", "n");
+    unknown.retain(|(k, _)| *k != "client_id");
+    unknown.push(("client_id", "nobody"));
+    assert_eq!(browser.authorize(&bridge, &unknown).await.status(), 400);
+    let mut elsewhere = auth_params(BASIC.0, "st", "n");
+    elsewhere.retain(|(k, _)| *k != "redirect_uri");
+    elsewhere.push(("redirect_uri", "https://evil.example/cb"));
+    assert_eq!(browser.authorize(&bridge, &elsewhere).await.status(), 400);
+    assert_eq!(
+        keys(&mut conn).await,
+        before,
+        "abandoned and refused sign-ins wrote nothing"
+    );
+    drop(server);
 }
 
 // ---------------------------------------------------------------- size limits
