@@ -345,7 +345,9 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             trust_forwarded_for: false,
-            authorize_per_address: RateLimit::new(120, 60),
+            // An office behind one NAT address: 300 people arriving within
+            // a minute (docs/decisions/0014).
+            authorize_per_address: RateLimit::new(900, 150),
             authorize_per_client: RateLimit::new(6000, 1000),
             token_per_address: RateLimit::new(6000, 1000),
             token_per_client: RateLimit::new(6000, 1000),
@@ -1276,7 +1278,7 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
     fn limits_have_defaults_and_env_overrides_set_one_field() {
         let c = load(MINIMAL, &[]).unwrap();
         assert!(!c.limits.trust_forwarded_for);
-        assert_eq!(c.limits.authorize_per_address, RateLimit::new(120, 60));
+        assert_eq!(c.limits.authorize_per_address, RateLimit::new(900, 150));
         let c = load(
             MINIMAL,
             &[

@@ -292,6 +292,41 @@ mod tests {
         limits.check_client(Endpoint::Authorize, "one").unwrap();
     }
 
+    /// The shipped defaults admit an office behind one address: 300 people
+    /// signing in evenly over one minute, each sign-in counted as two
+    /// authorize requests (a silent `prompt=none` try, then the real one),
+    /// on governor's own fake clock.
+    #[test]
+    fn the_default_limits_admit_an_office_of_300_arriving_within_a_minute() {
+        use governor::clock::FakeRelativeClock;
+        let defaults = LimitsConfig::default();
+        let clock = FakeRelativeClock::default();
+        let per_address = RateLimiter::dashmap_with_clock(
+            quota(defaults.authorize_per_address).expect("on by default"),
+            clock.clone(),
+        );
+        let per_client = RateLimiter::dashmap_with_clock(
+            quota(defaults.authorize_per_client).expect("on by default"),
+            clock.clone(),
+        );
+        let office: IpAddr = "192.0.2.7".parse().unwrap();
+        for person in 0..300 {
+            for _ in 0..2 {
+                assert!(
+                    per_address.check_key(&office).is_ok(),
+                    "person {person} refused by the per-address limit"
+                );
+                assert!(per_client.check_key(&"cocoom".to_string()).is_ok());
+            }
+            clock.advance(Duration::from_millis(200));
+        }
+        // A flood from that address is still bounded.
+        let admitted = (0..10_000)
+            .filter(|_| per_address.check_key(&office).is_ok())
+            .count();
+        assert!(admitted <= defaults.authorize_per_address.burst.unwrap() as usize);
+    }
+
     #[test]
     fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {
         assert_eq!(

@@ -1,7 +1,17 @@
 //! The embedded store for a single instance: a map with a TTL on every entry
-//! and a hard cap. At the cap a write is refused (`StoreError::Full`, which the
-//! endpoints answer with 503) after a sweep of expired entries; live entries
-//! are never evicted, so a flood of abandoned logins cannot sign anyone out.
+//! and a hard cap (`store.memory_max_entries`). Nothing an unauthenticated
+//! request does is stored, so only signed-in activity can reach the cap.
+//! What happens there depends on the kind of record:
+//! - expired entries are swept first;
+//! - then entries that can be had again give way, the one expiring soonest
+//!   first: Slack's cached answers and back-offs (Slack is asked again), and
+//!   the markers of handled events and used upstream states (Slack's codes
+//!   are single use and its events idempotent here, so losing one early
+//!   costs a repeat, not a hole);
+//! - records of signed-in people (sessions, codes, tokens, families,
+//!   consents, pages waiting for an answer) are never evicted: when nothing
+//!   else is left the write is refused (`StoreError::Full`, answered 503), so
+//!   nobody who is signed in is ever signed out by the cap.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +32,14 @@ struct Entry {
 struct Index {
     members: HashMap<String, Vec<u8>>,
     expires: Instant,
+}
+
+/// Entries that can be had again (see the module's documentation).
+fn is_replaceable(ns: Namespace) -> bool {
+    matches!(
+        ns,
+        Namespace::Directory | Namespace::Backoff | Namespace::Event | Namespace::Login
+    )
 }
 
 pub struct MemoryStore {
@@ -75,11 +93,8 @@ impl MemoryStore {
         if only_new && exists {
             return Ok(false);
         }
-        if !exists && map.len() >= self.max_entries {
-            map.retain(|_, e| e.expires > now);
-            if map.len() >= self.max_entries {
-                return Err(StoreError::Full);
-            }
+        if !exists {
+            self.make_room(&mut map, now)?;
         }
         map.insert(
             k,
@@ -89,6 +104,30 @@ impl MemoryStore {
             },
         );
         Ok(true)
+    }
+
+    /// At the cap: sweeps, then evicts the replaceable entry expiring
+    /// soonest; `Full` when only records of signed-in people are left.
+    fn make_room(&self, map: &mut HashMap<Key, Entry>, now: Instant) -> StoreResult<()> {
+        if map.len() < self.max_entries {
+            return Ok(());
+        }
+        map.retain(|_, e| e.expires > now);
+        if map.len() < self.max_entries {
+            return Ok(());
+        }
+        let victim = map
+            .iter()
+            .filter(|((ns, _), _)| is_replaceable(*ns))
+            .min_by_key(|(_, e)| e.expires)
+            .map(|(k, _)| k.clone());
+        match victim {
+            Some(k) => {
+                map.remove(&k);
+                Ok(())
+            }
+            None => Err(StoreError::Full),
+        }
     }
 }
 
@@ -119,11 +158,8 @@ impl Store for MemoryStore {
         let mut map = self.lock();
         let k = (ns, key.to_string());
         let exists = map.get(&k).is_some_and(|e| e.expires > now);
-        if !exists && map.len() >= self.max_entries {
-            map.retain(|_, e| e.expires > now);
-            if map.len() >= self.max_entries {
-                return Err(StoreError::Full);
-            }
+        if !exists {
+            self.make_room(&mut map, now)?;
         }
         let old = map.insert(
             k,
@@ -258,6 +294,52 @@ mod tests {
         );
         // Overwriting an existing key needs no new room.
         store.put(Namespace::Session, "a", b"9", ttl).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_cached_answers_give_way_to_records_of_signed_in_people() {
+        let store = MemoryStore::new(3);
+        let ttl = Duration::from_secs(60);
+        store.put(Namespace::Session, "s", b"1", ttl).await.unwrap();
+        store
+            .put(Namespace::Directory, "soon", b"a", Duration::from_secs(5))
+            .await
+            .unwrap();
+        store
+            .put(Namespace::Directory, "late", b"b", ttl)
+            .await
+            .unwrap();
+        store.put(Namespace::Family, "f", b"2", ttl).await.unwrap();
+        assert_eq!(
+            store.get(Namespace::Directory, "soon").await.unwrap(),
+            None,
+            "the answer expiring soonest gave way"
+        );
+        assert!(
+            store
+                .get(Namespace::Directory, "late")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        store.put(Namespace::Code, "c", b"3", ttl).await.unwrap();
+        // Only records of signed-in people are left: refused, none evicted.
+        assert!(matches!(
+            store.put(Namespace::AccessToken, "t", b"4", ttl).await,
+            Err(StoreError::Full)
+        ));
+        // A cached answer at the cap is refused too rather than evict them.
+        assert!(matches!(
+            store.put(Namespace::Backoff, "b", b"5", ttl).await,
+            Err(StoreError::Full)
+        ));
+        for (ns, k) in [
+            (Namespace::Session, "s"),
+            (Namespace::Family, "f"),
+            (Namespace::Code, "c"),
+        ] {
+            assert!(store.get(ns, k).await.unwrap().is_some(), "{k} kept");
+        }
     }
 
     #[tokio::test]
