@@ -269,19 +269,24 @@ async fn sign_in_upstream(
         )
         .await
         .map_err(upstream_error)?;
-    // userInfo adds profile fields; when it fails the ID token's claims suffice.
-    let userinfo = match slack.userinfo(&tokens.access_token).await {
-        Ok(info) if info.get("sub") == claims.get("sub") => Some(info),
-        Ok(_) => {
-            return Err(OAuthError::new(
-                ErrorCode::ServerError,
-                "Slack's userInfo names another user",
-            ));
+    // Slack's ID token normally carries every claim: userInfo (Tier 3) is
+    // asked only for what it lacks; when that fails the token's claims suffice.
+    let userinfo = if lacks_claims(&claims, &slack.config().scopes) {
+        match slack.userinfo(&tokens.access_token).await {
+            Ok(info) if info.get("sub") == claims.get("sub") => Some(info),
+            Ok(_) => {
+                return Err(OAuthError::new(
+                    ErrorCode::ServerError,
+                    "Slack's userInfo names another user",
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Slack userInfo failed; using the ID token's claims");
+                None
+            }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "Slack userInfo failed; using the ID token's claims");
-            None
-        }
+    } else {
+        None
     };
     let identity = SlackIdentity::from_claims(&claims, userinfo.as_ref()).ok_or_else(|| {
         OAuthError::new(
@@ -299,6 +304,20 @@ async fn sign_in_upstream(
         auth_time,
         upstream_token: UpstreamTokens::from_answer(&tokens).to_text(),
     })
+}
+
+/// Whether the ID token lacks a claim that the scopes asked of Slack would
+/// give: the email for `email`; the name and workspace name for `profile`.
+fn lacks_claims(claims: &serde_json::Map<String, Value>, scopes: &[String]) -> bool {
+    let missing = |key: &str| {
+        claims
+            .get(key)
+            .and_then(Value::as_str)
+            .is_none_or(|v| v.trim().is_empty())
+    };
+    let asked = |scope: &str| scopes.iter().any(|s| s == scope);
+    (asked("email") && missing("email"))
+        || (asked("profile") && (missing("name") || missing(crate::upstream::identity::TEAM_NAME)))
 }
 
 fn upstream_error(e: UpstreamError) -> OAuthError {
@@ -326,5 +345,41 @@ fn check_workspace_allowed(
             ErrorCode::AccessDenied,
             "this Slack workspace is not allowed to sign in here",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn userinfo_is_asked_only_for_claims_the_id_token_lacks() {
+        let full = json!({"sub": "U1", "email": "a@b.c", "name": "Ada",
+            "https://slack.com/team_name": "Acme"});
+        let full = full.as_object().unwrap();
+        assert!(!lacks_claims(
+            full,
+            &scopes(&["openid", "email", "profile"])
+        ));
+        let no_email = json!({"sub": "U1", "name": "Ada", "https://slack.com/team_name": "Acme"});
+        assert!(lacks_claims(
+            no_email.as_object().unwrap(),
+            &scopes(&["openid", "email"])
+        ));
+        assert!(!lacks_claims(
+            no_email.as_object().unwrap(),
+            &scopes(&["openid", "profile"])
+        ));
+        let blank_name = json!({"sub": "U1", "name": " ", "https://slack.com/team_name": "Acme"});
+        assert!(lacks_claims(
+            blank_name.as_object().unwrap(),
+            &scopes(&["openid", "profile"])
+        ));
+        assert!(!lacks_claims(&serde_json::Map::new(), &scopes(&["openid"])));
     }
 }

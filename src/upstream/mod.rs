@@ -4,7 +4,7 @@
 
 mod client;
 mod error;
-mod identity;
+pub mod identity;
 pub mod standin;
 
 pub use client::{SlackClient, SlackTokens, UpstreamTokens, s256};

@@ -375,7 +375,7 @@ async fn metrics_count_requests_sign_ins_refusals_tokens_and_slack_calls() {
         "latency is recorded per route:\n{text}"
     );
     assert!(text.contains("bridge_http_request_duration_seconds_bucket{"));
-    for call in ["discovery", "jwks", "token", "userinfo"] {
+    for call in ["discovery", "jwks", "token"] {
         assert!(
             m(
                 "bridge_upstream_request_duration_seconds_count",
@@ -384,6 +384,14 @@ async fn metrics_count_requests_sign_ins_refusals_tokens_and_slack_calls() {
             "Slack's {call} call is timed:\n{text}"
         );
     }
+    assert_eq!(
+        m(
+            "bridge_upstream_request_duration_seconds_count",
+            &[("call", "userinfo"), ("outcome", "ok")]
+        ),
+        0.0,
+        "Slack's ID token carried every claim: no userInfo call:\n{text}"
+    );
     assert_eq!(
         m(
             "bridge_upstream_errors_total",

@@ -334,3 +334,36 @@ async fn discovery_and_jwks_are_cacheable_and_complete() {
         );
     }
 }
+
+/// Slack's userInfo (Tier 3) is asked at sign-in only when Slack's ID token
+/// lacks a claim the configured scopes give: Ada's token carries them all;
+/// Alan has no email address, so the bridge asks userInfo for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn userinfo_is_called_at_sign_in_only_when_the_id_token_lacks_a_claim() {
+    let bridge = Bridge::start(Setup::default()).await;
+    let control = &bridge.standin.control;
+    let userinfo = || control.calls("openid.connect.userInfo");
+    let tokens = common::browser::sign_in_and_redeem(
+        &bridge,
+        &Browser::new(),
+        ClientAuth::Basic,
+        "openid email profile",
+        "U0000000001",
+    )
+    .await;
+    assert_eq!(userinfo(), 0, "the ID token carried every claim");
+    let claims = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["email"], "ada@example.com");
+    assert_eq!(claims["name"], "Ada Lovelace");
+    assert_eq!(claims["https://slack.com/team_name"], "Example Workspace");
+
+    common::browser::sign_in_and_redeem(
+        &bridge,
+        &Browser::new(),
+        ClientAuth::Basic,
+        "openid email",
+        "U0000000004",
+    )
+    .await;
+    assert_eq!(userinfo(), 1, "no email in the ID token: userInfo was asked");
+}
