@@ -276,20 +276,6 @@ impl Directory {
             .map(|_| ())
     }
 
-    /// Drops what is cached about a person (their tokens were revoked).
-    pub async fn forget_person(&self, who: &SlackIdentity) -> Result<(), StoreError> {
-        self.records
-            .delete(Namespace::Directory, &userinfo_key(&who.subject()))
-            .await?;
-        self.records
-            .delete(
-                Namespace::Directory,
-                &member_key(&who.team_id, &who.user_id),
-            )
-            .await
-            .map(|_| ())
-    }
-
     async fn remember<T: Serialize>(&self, key: &str, value: &T) {
         let entry = Cached {
             value,

@@ -20,7 +20,8 @@ use tracing::Instrument;
 use crate::directory::Member;
 use crate::observability::metrics;
 use crate::provider::Provider;
-use crate::provider::signout::sign_out_everywhere;
+use crate::provider::policy::allows_guests;
+use crate::provider::signout::{sign_out_everywhere, sign_out_of};
 use crate::store::records::secret_hash;
 use crate::store::{Namespace, StoreError};
 
@@ -30,6 +31,12 @@ const SEEN_TTL: Duration = Duration::from_secs(3600);
 /// Slack waits 3 seconds for the answer; the work gets most of that before
 /// the answer goes out anyway.
 const ANSWER_WITHIN: Duration = Duration::from_millis(2500);
+/// Pauses between the tries of work that failed after Slack had its answer.
+const AFTER_ANSWER_RETRIES: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/slack/events", web::post().to(slack_events));
@@ -103,28 +110,57 @@ async fn event_callback(
         tracing::info!(event_id, retry, "Slack event already handled");
         return HttpResponse::Ok().finish();
     }
-    let work = {
+    // The first attempt's outcome decides the answer when it comes within
+    // Slack's time; after the answer has gone out the work retries on its
+    // own, since Slack will not deliver the event again.
+    let (first, outcome) = tokio::sync::oneshot::channel();
+    {
         let provider = provider.clone();
+        let event_id = event_id.clone();
         // The work keeps the request's span (its request id) in its log lines.
         tokio::spawn(
-            async move { handle(&provider, &envelope).await }.instrument(tracing::Span::current()),
-        )
-    };
-    match tokio::time::timeout(ANSWER_WITHIN, work).await {
+            async move {
+                let mut result = handle(&provider, &envelope).await;
+                // Undelivered: the answer has gone out without this outcome.
+                let answered = first
+                    .send(result.as_ref().map(|_| ()).map_err(ToString::to_string))
+                    .is_err();
+                if !answered {
+                    return;
+                }
+                for pause in AFTER_ANSWER_RETRIES {
+                    let Err(e) = &result else { return };
+                    tracing::warn!(event_id, error = %e, "Slack event not handled yet; retrying");
+                    tokio::time::sleep(pause).await;
+                    result = handle(&provider, &envelope).await;
+                }
+                if let Err(e) = result {
+                    metrics::slack_event("failed");
+                    tracing::error!(event_id, error = %e, "Slack event given up after its answer");
+                }
+            }
+            .instrument(tracing::Span::current()),
+        );
+    }
+    match tokio::time::timeout(ANSWER_WITHIN, outcome).await {
         Ok(Ok(Ok(()))) => HttpResponse::Ok().finish(),
         Ok(Ok(Err(e))) => {
             // Not handled: let Slack deliver it again.
             metrics::slack_event("failed");
             tracing::error!(event_id, error = %e, "Slack event not handled; Slack will retry");
             let _ = records.store().delete(Namespace::Event, &seen_key).await;
-            unavailable(&e)
+            HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, "5"))
+                .json(json!({"error": "the event could not be handled now"}))
         }
-        Ok(Err(join)) => {
+        Ok(Err(_)) => {
             metrics::slack_event("failed");
-            tracing::error!(event_id, error = %join, "Slack event handler failed");
-            HttpResponse::InternalServerError().finish()
+            tracing::error!(event_id, "Slack event handler stopped");
+            let _ = records.store().delete(Namespace::Event, &seen_key).await;
+            HttpResponse::ServiceUnavailable().finish()
         }
-        // Still working: Slack has its answer, the work goes on.
+        // Still working: Slack has its answer, the work goes on (and
+        // retries by itself should it fail).
         Err(_) => HttpResponse::Ok().finish(),
     }
 }
@@ -162,7 +198,7 @@ async fn handle(provider: &Provider, envelope: &Map<String, Value>) -> Result<()
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let enterprise = envelope.get("enterprise_id").and_then(Value::as_str);
+            let enterprise = enterprise_of(envelope);
             for user in users.iter().filter_map(Value::as_str) {
                 for subject in subjects(&team_id, enterprise, user) {
                     sign_out_everywhere(provider, &subject, "event").await?;
@@ -192,8 +228,26 @@ async fn handle(provider: &Provider, envelope: &Map<String, Value>) -> Result<()
     Ok(())
 }
 
-/// A person's new standing: kept for the next checks, and a deactivation
-/// (or a change to guest where guests are not admitted) signs them out.
+/// The Enterprise Grid organization an event came from: the envelope's
+/// `enterprise_id`, else its first authorization's.
+fn enterprise_of(envelope: &Map<String, Value>) -> Option<&str> {
+    envelope
+        .get("enterprise_id")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            envelope
+                .get("authorizations")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|a| a.get("enterprise_id"))
+                .and_then(Value::as_str)
+        })
+        .filter(|e| !e.is_empty())
+}
+
+/// A person's new standing: kept for the next checks. A deactivation signs
+/// them out everywhere; a change to guest signs them out of the
+/// applications that do not admit guests (everywhere when none does).
 async fn user_change(provider: &Provider, event: &Map<String, Value>) -> Result<(), StoreError> {
     let Some(member) = event
         .get("user")
@@ -203,20 +257,32 @@ async fn user_change(provider: &Provider, event: &Map<String, Value>) -> Result<
         return Ok(());
     };
     provider.directory.remember_member(&member).await;
-    let why = if member.deleted {
-        "deactivated"
-    } else if member.is_guest() && !provider.config.upstream.allow_guests {
-        "now a guest"
-    } else {
-        return Ok(());
-    };
-    tracing::info!(user_id = %member.user_id, team_id = %member.team_id, why, "Slack says a person is out");
-    for subject in subjects(
+    let subjects = subjects(
         &member.team_id,
         member.enterprise_id.as_deref(),
         &member.user_id,
-    ) {
-        sign_out_everywhere(provider, &subject, "event").await?;
+    );
+    if member.deleted || member.is_bot {
+        tracing::info!(user_id = %member.user_id, team_id = %member.team_id, "Slack says a person is out: deactivated");
+        for subject in &subjects {
+            sign_out_everywhere(provider, subject, "event").await?;
+        }
+    } else if member.is_guest() {
+        let refuses = |client_id: &str| {
+            provider
+                .clients
+                .get(client_id)
+                .is_none_or(|c| !allows_guests(provider, &c))
+        };
+        let any_admits = provider.clients.iter().any(|c| allows_guests(provider, c));
+        tracing::info!(user_id = %member.user_id, team_id = %member.team_id, "Slack says a person is now a guest");
+        for subject in &subjects {
+            if any_admits {
+                sign_out_of(provider, subject, refuses, "event").await?;
+            } else {
+                sign_out_everywhere(provider, subject, "event").await?;
+            }
+        }
     }
     Ok(())
 }

@@ -87,10 +87,13 @@ impl Store for MeteredStore {
         member: &str,
         value: &[u8],
         ttl: Duration,
-    ) -> StoreResult<()> {
+        watch: Option<&str>,
+    ) -> StoreResult<Option<Vec<u8>>> {
         counted(
             "index_set",
-            self.inner.index_set(ns, key, member, value, ttl).await,
+            self.inner
+                .index_set(ns, key, member, value, ttl, watch)
+                .await,
         )
     }
 
@@ -125,9 +128,9 @@ mod tests {
     async fn errors_pass_through_unchanged() {
         let store = MeteredStore::wrap(Arc::new(MemoryStore::new(1)));
         let ttl = Duration::from_secs(60);
-        store.put(Namespace::Login, "a", b"1", ttl).await.unwrap();
+        store.put(Namespace::Session, "a", b"1", ttl).await.unwrap();
         assert!(matches!(
-            store.put(Namespace::Login, "b", b"2", ttl).await,
+            store.put(Namespace::Session, "b", b"2", ttl).await,
             Err(crate::store::StoreError::Full)
         ));
     }

@@ -54,6 +54,16 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
             &e,
         );
     }
+    let fail = |reason: Refusal, e: OAuthError| {
+        provider.refuse_sign_in(
+            &req,
+            reason,
+            e,
+            &login.request.client_id,
+            &login.request.redirect_uri,
+            login.request.state.as_deref(),
+        )
+    };
     // A callback already completed is refused without asking Slack again (a
     // read: an anonymous request still writes nothing).
     match provider
@@ -65,26 +75,9 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         Ok(true) => return page(already_completed()),
         Err(e) => {
             let e = OAuthError::unavailable(&e);
-            metrics::sign_in_refused(Refusal::of(&e));
-            return provider.error_page_in(
-                locale,
-                None,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in is unavailable right now",
-                &e,
-            );
+            return fail(Refusal::of(&e), e);
         }
     }
-    let fail = |reason: Refusal, e: OAuthError| {
-        provider.refuse_sign_in(
-            &req,
-            reason,
-            e,
-            &login.request.client_id,
-            &login.request.redirect_uri,
-            login.request.state.as_deref(),
-        )
-    };
     if let Err((reason, e)) = check_slack_did_not_refuse(&params) {
         return fail(reason, e);
     }

@@ -116,6 +116,10 @@ impl Clients {
         }
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.by_id.values()
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Client>> {
         self.by_id.get(id).cloned()
     }

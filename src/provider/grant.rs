@@ -176,6 +176,7 @@ pub async fn issue_code(
         auth_time,
         sid,
         upstream_token: upstream_token.map(|t| seal::seal(&code, SEAL_UPSTREAM, t.as_bytes())),
+        issued_at_ms: chrono::Utc::now().timestamp_millis(),
     };
     provider
         .records

@@ -83,6 +83,73 @@ pub async fn sign_out_everywhere(
     Ok(out)
 }
 
+/// Ends the person's token families for the applications `refuses` names
+/// and tells them (logout tokens, also for the sessions that signed into
+/// them). Sessions stay: the policy check refuses those applications at the
+/// next code issuance, while the others keep the person signed in.
+pub async fn sign_out_of(
+    provider: &Provider,
+    subject: &str,
+    refuses: impl Fn(&str) -> bool,
+    trigger: &'static str,
+) -> StoreResult<SignedOut> {
+    let records = &provider.records;
+    let mut out = SignedOut::default();
+    let mut told: HashSet<(String, Option<String>)> = HashSet::new();
+    for (member, entry) in records.person_entries(subject).await? {
+        let hash = member.split_once(':').map_or("", |(_, h)| h);
+        match entry.held {
+            Held::Family => {
+                let Some(client_id) = entry.client_id.as_deref().filter(|c| refuses(c)) else {
+                    continue;
+                };
+                if !records.delete_family_by_hash(hash).await? {
+                    continue;
+                }
+                out.families += 1;
+                if told.insert((client_id.to_string(), entry.sid.clone())) {
+                    notify_one(provider, &mut out, client_id, subject, entry.sid.as_deref());
+                }
+            }
+            Held::Session => {
+                let Some(session) = records.session_by_hash(hash).await? else {
+                    continue;
+                };
+                for client_id in session.clients.iter().filter(|c| refuses(c)) {
+                    if told.insert((client_id.clone(), Some(session.sid.clone()))) {
+                        notify_one(provider, &mut out, client_id, subject, Some(&session.sid));
+                    }
+                }
+            }
+        }
+    }
+    out.notified.sort();
+    out.notified.dedup();
+    if out.families > 0 {
+        metrics::signed_out_everywhere(trigger);
+    }
+    tracing::info!(
+        trigger,
+        families = out.families,
+        notified = out.notified.len(),
+        "signed a Slack person out of the applications that no longer admit them"
+    );
+    Ok(out)
+}
+
+fn notify_one(
+    provider: &Provider,
+    out: &mut SignedOut,
+    client_id: &str,
+    subject: &str,
+    sid: Option<&str>,
+) {
+    if let Some(handle) = backchannel::notify_client(provider, client_id, subject, sid) {
+        out.deliveries.push(handle);
+        out.notified.push(client_id.to_string());
+    }
+}
+
 fn collect(out: &mut SignedOut, clients: &[String], handles: Vec<JoinHandle<bool>>) {
     if !handles.is_empty() {
         out.notified.extend(clients.iter().cloned());

@@ -155,7 +155,7 @@ async fn authorization_code(
     };
     // Both or neither: a family its person's index does not name could not
     // be ended from Slack.
-    tokio::try_join!(
+    let ((), signed_out_at) = tokio::try_join!(
         records.put(
             Namespace::Family,
             &family_id,
@@ -165,6 +165,16 @@ async fn authorization_code(
         records.index_family(&family.sub, &family_id, &entry),
     )
     .map_err(|e| OAuthError::unavailable(&e))?;
+    if signed_out_at.is_some_and(|at| at >= grant.issued_at_ms) {
+        tracing::warn!(client_id = %client.id, "code issued before its person was signed out everywhere");
+        records
+            .revoke_family(&family_id)
+            .await
+            .map_err(|e| OAuthError::unavailable(&e))?;
+        return Err(OAuthError::invalid_grant(
+            "the person was signed out after this code was issued",
+        ));
+    }
     // Remembered while the family's access tokens can live, so a replay can revoke it.
     let used = UsedCode {
         client_id: client.id.clone(),

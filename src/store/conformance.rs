@@ -587,7 +587,7 @@ async fn an_index_holds_each_member_with_its_latest_value<S: Store>(store: Arc<S
     ensure_eq!(empty, Vec::<(String, Vec<u8>)>::new(), "a missing index");
     for (m, v) in [("s:1", &b"a"[..]), ("f:2", b"b"), ("s:1", b"c")] {
         store
-            .index_set(Namespace::Person, "p", m, v, LONG)
+            .index_set(Namespace::Person, "p", m, v, LONG, None)
             .await
             .or_fail("index_set")?;
     }
@@ -611,7 +611,7 @@ async fn an_index_holds_each_member_with_its_latest_value<S: Store>(store: Arc<S
 async fn removing_index_members_keeps_the_others<S: Store>(store: Arc<S>) -> CheckResult {
     for m in ["a", "b", "c"] {
         store
-            .index_set(Namespace::Person, "p", m, b"v", LONG)
+            .index_set(Namespace::Person, "p", m, b"v", LONG, None)
             .await
             .or_fail("index_set")?;
     }
@@ -647,7 +647,7 @@ async fn removing_index_members_keeps_the_others<S: Store>(store: Arc<S>) -> Che
 
 async fn indexes_are_separate_from_plain_records<S: Store>(store: Arc<S>) -> CheckResult {
     store
-        .index_set(Namespace::Person, "p", "m", b"v", LONG)
+        .index_set(Namespace::Person, "p", "m", b"v", LONG, None)
         .await
         .or_fail("index_set")?;
     store
@@ -669,16 +669,16 @@ async fn indexes_are_separate_from_plain_records<S: Store>(store: Arc<S>) -> Che
 
 async fn an_index_lives_as_long_as_its_longest_member<S: Store>(store: Arc<S>) -> CheckResult {
     store
-        .index_set(Namespace::Person, "long", "a", b"v", LONG)
+        .index_set(Namespace::Person, "long", "a", b"v", LONG, None)
         .await
         .or_fail("index_set")?;
     // A shorter TTL does not cut the index's life.
     store
-        .index_set(Namespace::Person, "long", "b", b"v", SHORT)
+        .index_set(Namespace::Person, "long", "b", b"v", SHORT, None)
         .await
         .or_fail("index_set")?;
     store
-        .index_set(Namespace::Person, "short", "a", b"v", SHORT)
+        .index_set(Namespace::Person, "short", "a", b"v", SHORT, None)
         .await
         .or_fail("index_set")?;
     tokio::time::sleep(PAST_SHORT).await;

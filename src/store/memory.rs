@@ -223,7 +223,8 @@ impl Store for MemoryStore {
         member: &str,
         value: &[u8],
         ttl: Duration,
-    ) -> StoreResult<()> {
+        watch: Option<&str>,
+    ) -> StoreResult<Option<Vec<u8>>> {
         let now = Instant::now();
         let mut indexes = self.lock_indexes();
         let index = indexes
@@ -237,7 +238,7 @@ impl Store for MemoryStore {
         }
         index.members.insert(member.to_string(), value.to_vec());
         index.expires = index.expires.max(now + ttl);
-        Ok(())
+        Ok(watch.and_then(|w| index.members.get(w).cloned()))
     }
 
     async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {

@@ -131,8 +131,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets `member` of the index at `key` to `value`, in one atomic step;
     /// the index then lives at least `ttl` (a shorter `ttl` never cuts the
-    /// life of what it already holds). An index is a small map: a person's
-    /// sessions and token families.
+    /// life of what it already holds). Returns the value of member `watch`
+    /// in the same step. An index is a small map: a person's sessions and
+    /// token families.
     async fn index_set(
         &self,
         ns: Namespace,
@@ -140,7 +141,8 @@ pub trait Store: Send + Sync + 'static {
         member: &str,
         value: &[u8],
         ttl: Duration,
-    ) -> StoreResult<()>;
+        watch: Option<&str>,
+    ) -> StoreResult<Option<Vec<u8>>>;
     /// Every member of the index with its value (empty when there is none).
     async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>>;
     /// Removes members from the index (members that are absent are ignored).

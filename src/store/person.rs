@@ -42,6 +42,12 @@ pub struct Ended {
     pub families: Vec<PersonEntry>,
 }
 
+/// The index member that records when the person was last signed out
+/// everywhere.
+const SIGNED_OUT: &str = "signed_out_at";
+/// The longest a code can live (`tokens.code_ttl_secs` is at most 600).
+const CODE_LIFETIME_BOUND: Duration = Duration::from_secs(600);
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -59,19 +65,24 @@ impl Records {
         entry: &PersonEntry,
     ) -> StoreResult<()> {
         let member = format!("s:{}", secret_hash(cookie));
-        self.index_entry(subject, &member, entry).await
+        self.index_entry(subject, &member, entry).await.map(|_| ())
     }
 
     /// Records a token family in its person's index (again on each refresh,
-    /// which moves its `last_used_at`).
+    /// which moves its `last_used_at`). Returns when the person was last
+    /// signed out everywhere (Unix milliseconds), read in the same step: a
+    /// code issued before that must not start a family.
     pub async fn index_family(
         &self,
         subject: &str,
         family_id: &str,
         entry: &PersonEntry,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<i64>> {
         let member = format!("f:{}", secret_hash(family_id));
-        self.index_entry(subject, &member, entry).await
+        let out = self.index_entry(subject, &member, entry).await?;
+        Ok(out
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok()))
     }
 
     async fn index_entry(
@@ -79,7 +90,7 @@ impl Records {
         subject: &str,
         member: &str,
         entry: &PersonEntry,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<Vec<u8>>> {
         let value = serde_json::to_vec(entry).expect("entries serialize");
         self.store()
             .index_set(
@@ -88,6 +99,7 @@ impl Records {
                 member,
                 &value,
                 ttl_until(entry.expires_at),
+                Some(SIGNED_OUT),
             )
             .await
     }
@@ -101,6 +113,9 @@ impl Records {
         let mut live = Vec::new();
         let mut dead = Vec::new();
         for (member, bytes) in members {
+            if member == SIGNED_OUT {
+                continue;
+            }
             match serde_json::from_slice::<PersonEntry>(&bytes) {
                 Ok(entry) if entry.expires_at > now => live.push((member, entry)),
                 _ => dead.push(member),
@@ -121,6 +136,18 @@ impl Records {
     /// is gone, so a failure half-way leaves the rest to a retry.
     pub async fn end_person(&self, subject: &str) -> StoreResult<Ended> {
         let key = secret_hash(subject);
+        // First: codes issued until now start no family (see `index_family`).
+        let at = chrono::Utc::now().timestamp_millis().to_string();
+        self.store()
+            .index_set(
+                Namespace::Person,
+                &key,
+                SIGNED_OUT,
+                at.as_bytes(),
+                CODE_LIFETIME_BOUND,
+                None,
+            )
+            .await?;
         let mut ended = Ended::default();
         for (member, entry) in self.person_entries(subject).await? {
             let (kind, hash) = member.split_once(':').unwrap_or_default();
@@ -135,6 +162,12 @@ impl Records {
                 .await?;
         }
         Ok(ended)
+    }
+
+    /// Deletes the family stored under `hash` (from an index); whether it was
+    /// alive.
+    pub async fn delete_family_by_hash(&self, hash: &str) -> StoreResult<bool> {
+        self.store().delete(Namespace::Family, hash).await
     }
 
     /// Whether the family stored under `hash` (from an index) is alive.

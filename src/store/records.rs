@@ -93,6 +93,10 @@ pub struct CodeGrant {
     /// claims later.
     #[serde(default)]
     pub upstream_token: Option<String>,
+    /// When the code was issued (Unix milliseconds): a person signed out
+    /// everywhere after that gets no tokens for it.
+    #[serde(default)]
+    pub issued_at_ms: i64,
 }
 
 /// What an access token grants (read by userinfo and introspection).

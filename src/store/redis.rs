@@ -475,12 +475,14 @@ impl RedisStore {
     }
 }
 
-/// HSET one member, then make the hash live at least ARGV[3] ms (one key,
-/// so Cluster-safe). `PEXPIRE … GT` would leave a new hash without a TTL.
+/// HSET one member, make the hash live at least ARGV[3] ms, and return the
+/// watched member ARGV[4] (if any) (one key, so Cluster-safe). `PEXPIRE …
+/// GT` would leave a new hash without a TTL.
 const INDEX_SET_SCRIPT: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
     local ttl = redis.call('PTTL', KEYS[1]) \
     if ttl < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end \
-    return 1";
+    if ARGV[4] == '' then return false end \
+    return redis.call('HGET', KEYS[1], ARGV[4])";
 
 /// Whole milliseconds for `PX`: rounded up so nothing expires early, and at
 /// least 1 because Redis rejects `PX 0`.
@@ -605,16 +607,17 @@ impl Store for RedisStore {
         member: &str,
         value: &[u8],
         ttl: Duration,
-    ) -> StoreResult<()> {
+        watch: Option<&str>,
+    ) -> StoreResult<Option<Vec<u8>>> {
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(INDEX_SET_SCRIPT)
             .arg(1)
             .arg(self.key(ns, key))
             .arg(member)
             .arg(value)
-            .arg(ttl_millis(ttl));
-        let _: i64 = self.run(&cmd).await?;
-        Ok(())
+            .arg(ttl_millis(ttl))
+            .arg(watch.unwrap_or(""));
+        self.run(&cmd).await
     }
 
     async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {

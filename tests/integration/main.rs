@@ -9,6 +9,8 @@ mod browser;
 mod cli;
 mod cluster;
 mod deploy_files;
+mod deprovisioning;
+mod directory;
 mod hostile_input;
 mod instances;
 mod keys;

@@ -365,5 +365,9 @@ async fn userinfo_is_called_at_sign_in_only_when_the_id_token_lacks_a_claim() {
         "U0000000004",
     )
     .await;
-    assert_eq!(userinfo(), 1, "no email in the ID token: userInfo was asked");
+    assert_eq!(
+        userinfo(),
+        1,
+        "no email in the ID token: userInfo was asked"
+    );
 }
