@@ -285,18 +285,27 @@ impl SlackClient {
         if let Some(v) = pkce_verifier {
             form.push(("code_verifier", v));
         }
-        let body = metrics::upstream(UpstreamCall::Token, async {
+        let body = self.token_call(&endpoints, &form).await?;
+        SlackTokens::from_answer(&body)
+    }
+
+    /// One call of `openid.connect.token`.
+    async fn token_call(
+        &self,
+        endpoints: &Endpoints,
+        form: &[(&str, &str)],
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        metrics::upstream(UpstreamCall::Token, async {
             let response = self
                 .http
                 .post(&endpoints.token)
-                .form(&form)
+                .form(form)
                 .send()
                 .await
                 .map_err(UpstreamError::from_reqwest)?;
             slack_json(response).await
         })
-        .await?;
-        SlackTokens::from_answer(&body)
+        .await
     }
 
     /// Renews Slack's tokens with its refresh token (token rotation): a new
@@ -309,17 +318,7 @@ impl SlackClient {
             ("client_id", self.config.client_id.as_str()),
             ("client_secret", self.config.client_secret.as_str()),
         ];
-        let body = metrics::upstream(UpstreamCall::Token, async {
-            let response = self
-                .http
-                .post(&endpoints.token)
-                .form(&form)
-                .send()
-                .await
-                .map_err(UpstreamError::from_reqwest)?;
-            slack_json(response).await
-        })
-        .await?;
+        let body = self.token_call(&endpoints, &form).await?;
         let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
         Ok(UpstreamTokens {
             access_token: text("access_token").ok_or(UpstreamError::Missing("access_token"))?,

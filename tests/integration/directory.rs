@@ -7,6 +7,7 @@
 //! run on the memory store and on Redis.
 
 use crate::common;
+use common::metric;
 
 use std::time::{Duration, Instant};
 
@@ -254,24 +255,6 @@ async fn metrics_at(base: &str) -> String {
     let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(r.status(), 200);
     r.text().await.unwrap()
-}
-
-/// The value of the series `name` whose labels include every pair given
-/// (0 when there is none).
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
 }
 
 // ------------------------------------------------- standing, at sign-in

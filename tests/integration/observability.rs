@@ -3,6 +3,7 @@
 //! human and the JSON format).
 
 use crate::common;
+use common::metric;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -59,30 +60,6 @@ async fn metrics_text(bridge: &Bridge) -> String {
         "Prometheus text format: {content_type}"
     );
     r.text().await.unwrap()
-}
-
-/// The value of the series `name` whose labels include every pair given
-/// (0 when there is no such series).
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|l| {
-            l.rsplit(' ')
-                .next()
-                .unwrap()
-                .parse::<f64>()
-                .unwrap_or_else(|_| panic!("not a sample: {l}"))
-        })
-        .sum()
 }
 
 // ---------------------------------------------------------------- request ids
