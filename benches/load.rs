@@ -61,11 +61,13 @@ struct Args {
     concurrency: usize,
     stores: Vec<StoreKind>,
     smoke: bool,
+    /// Also measure node-oidc-provider serving the same code flow.
+    peer: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench load -- [--duration SECS] [--concurrency N] [--store memory|redis|both]"
+        "usage: cargo bench --bench load -- [--duration SECS] [--concurrency N] [--store memory|redis|both] [--no-peer]"
     );
     std::process::exit(2)
 }
@@ -79,6 +81,7 @@ fn parse_args() -> Args {
         concurrency: 8,
         stores: vec![StoreKind::Memory, StoreKind::Redis],
         smoke,
+        peer: true,
     };
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -108,6 +111,7 @@ fn parse_args() -> Args {
                     _ => usage(),
                 }
             }
+            "--no-peer" => args.peer = false,
             "--bench" => {}
             // Filters and flags cargo's harness would take: ignored.
             _ if smoke => {}
@@ -119,6 +123,7 @@ fn parse_args() -> Args {
         args.duration = Duration::from_millis(300);
         args.concurrency = 2;
         args.stores = vec![StoreKind::Memory];
+        args.peer = false;
     }
     args
 }
@@ -140,7 +145,15 @@ fn main() {
     for &store in &args.stores {
         reports.push(runtime.block_on(run_store(store, &args)));
     }
+    let peer = if args.peer {
+        runtime.block_on(run_peer(&args))
+    } else {
+        None
+    };
     print_table(&args, signing, &reports);
+    if let Some(peer) = &peer {
+        print_peer(peer, &reports);
+    }
     if args.smoke {
         let failed: u64 = reports
             .iter()
@@ -182,7 +195,22 @@ struct Scenario {
     /// benchmark (this process: clients and stand-in; redis-server).
     bridge_cpu: Duration,
     other_cpu: Duration,
+    /// Redis commands the bridge sent meanwhile (Redis only).
+    store_commands: Option<u64>,
+    /// Calls the Slack stand-in answered meanwhile, by method.
+    slack_calls: Vec<(&'static str, usize)>,
+    /// Operations counted for the per-operation figures: the timed ones plus
+    /// the untimed sign-ins that start refresh chains.
+    counted_ops: u64,
 }
+
+/// Slack's methods the bridge may call.
+const SLACK_METHODS: [&str; 4] = [
+    "openid.connect.token",
+    "openid.connect.userInfo",
+    "users.info",
+    "usergroups.list",
+];
 
 impl Scenario {
     fn rate(&self) -> f64 {
@@ -224,11 +252,26 @@ async fn run_store(store: StoreKind, args: &Args) -> StoreReport {
     let others: Vec<u32> = std::iter::once(std::process::id())
         .chain(redis.as_ref().map(|r| r.child.id()))
         .collect();
+    let control = bridge.standin.control.clone();
     for kind in [Kind::Discovery, Kind::Jwks, Kind::SignIn, Kind::Refresh] {
         let (bridge_before, others_before) = (cpu_time(bridge.pid()), cpu_of(&others));
+        control.reset_calls();
+        let commands_before = match &redis {
+            Some(r) => Some(r.commands_processed().await),
+            None => None,
+        };
         let mut scenario = drive(bench.clone(), kind, args.concurrency, args.duration).await;
         scenario.bridge_cpu = cpu_time(bridge.pid()).saturating_sub(bridge_before);
         scenario.other_cpu = cpu_of(&others).saturating_sub(others_before);
+        if let (Some(r), Some(before)) = (&redis, commands_before) {
+            // Less the INFO that read it (its connection's own few commands
+            // are noise over thousands of operations).
+            scenario.store_commands = Some(r.commands_processed().await - before - 1);
+        }
+        scenario.slack_calls = SLACK_METHODS
+            .iter()
+            .map(|m| (*m, control.calls(m)))
+            .collect();
         scenarios.push(scenario);
     }
     let peak_rss_kib = proc_status_kib(bridge.pid(), "VmHWM");
@@ -258,6 +301,8 @@ enum Kind {
     Jwks,
     SignIn,
     Refresh,
+    /// The same code flow served by node-oidc-provider.
+    PeerSignIn,
 }
 
 impl Kind {
@@ -267,6 +312,7 @@ impl Kind {
             Kind::Jwks => "jwks",
             Kind::SignIn => "sign-in flow",
             Kind::Refresh => "refresh grant",
+            Kind::PeerSignIn => "peer sign-in",
         }
     }
 }
@@ -296,12 +342,16 @@ async fn drive(
                 .unwrap();
             let mut latencies = Vec::new();
             let mut errors = 0u64;
+            let mut chains = 0u64;
             let mut chain: Option<String> = None;
             while Instant::now() < deadline {
                 // A refresh chain starts with a sign-in, not timed as a refresh.
                 if matches!(kind, Kind::Refresh) && chain.is_none() {
                     match start_chain(&http, &target).await {
-                        Ok(token) => chain = Some(token),
+                        Ok(token) => {
+                            chains += 1;
+                            chain = Some(token);
+                        }
                         Err(e) => {
                             errors += 1;
                             if errors <= 3 {
@@ -321,6 +371,7 @@ async fn drive(
                         .await
                         .map(|_| ()),
                     Kind::Refresh => refresh_step(&http, &target, &mut chain).await,
+                    Kind::PeerSignIn => peer_sign_in(&target.base).await,
                 };
                 match outcome {
                     Ok(()) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
@@ -334,18 +385,21 @@ async fn drive(
                     }
                 }
             }
-            (latencies, errors)
+            (latencies, errors, chains)
         }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
+    let mut chains = 0;
     for w in workers {
-        let (l, e) = w.await.expect("a benchmark worker panicked");
+        let (l, e, c) = w.await.expect("a benchmark worker panicked");
         latencies.extend(l);
         errors += e;
+        chains += c;
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
+    let counted_ops = latencies.len() as u64 + chains;
     Scenario {
         name: kind.name(),
         ok: latencies.len() as u64,
@@ -354,6 +408,9 @@ async fn drive(
         latencies,
         bridge_cpu: Duration::ZERO,
         other_cpu: Duration::ZERO,
+        store_commands: None,
+        slack_calls: Vec::new(),
+        counted_ops,
     }
 }
 
@@ -541,6 +598,34 @@ fn print_table(args: &Args, signing: f64, reports: &[StoreReport]) {
     }
     println!("(rest: this process, i.e. the clients and the Slack stand-in, plus redis-server)");
     println!();
+    println!(
+        "| store  | scenario      | store commands/op | Slack calls/op (token, userInfo, users.info, usergroups.list) |"
+    );
+    println!(
+        "|--------|---------------|------------------:|---------------------------------------------------------------|"
+    );
+    for r in reports {
+        for s in r.scenarios.iter().filter(|s| s.counted_ops > 0) {
+            let per_op = |n: f64| n / s.counted_ops as f64;
+            let calls: Vec<String> = s
+                .slack_calls
+                .iter()
+                .map(|(_, n)| format!("{:.3}", per_op(*n as f64)))
+                .collect();
+            println!(
+                "| {:<6} | {:<13} | {:>17} | {:<61} |",
+                r.store.name(),
+                s.name,
+                s.store_commands
+                    .map_or("-".to_string(), |c| format!("{:.2}", per_op(c as f64))),
+                calls.join(", "),
+            );
+        }
+    }
+    println!(
+        "(per operation, the refresh scenario counting the sign-ins that start its chains too; Slack's answers are reused for upstream.directory_ttl_secs)"
+    );
+    println!();
     println!("| store  | idle RSS after start | peak RSS (VmHWM) |");
     println!("|--------|---------------------:|-----------------:|");
     for r in reports {
@@ -556,7 +641,7 @@ fn print_table(args: &Args, signing: f64, reports: &[StoreReport]) {
     for r in reports {
         if let Some(s) = r.scenarios.iter().find(|s| s.name == "refresh grant") {
             println!(
-                "token issuance ({} store, refresh grants/s) / one-thread RS256 rate: {:.0} / {:.0} = {:.0}% (target on Redis: >= 70%)",
+                "token issuance ({} store, refresh grants/s) / one-thread RS256 rate: {:.0} / {:.0} = {:.0}% (target on Redis: >= 85%)",
                 r.store.name(),
                 s.rate(),
                 signing,
@@ -729,6 +814,9 @@ dir = "{keys}"
 issuer = "{upstream}"
 client_id = "{UPSTREAM_ID}"
 client_secret = "{UPSTREAM_SECRET}"
+# Slack's directory is on, as in a deployment where Slack decides.
+api_url = "{upstream}/api"
+bot_token = "{DEV_BOT_TOKEN}"
 # Every client of the benchmark comes from 127.0.0.1: no rate limits.
 [limits]
 authorize_per_address = {{ per_minute = 0 }}
@@ -745,6 +833,169 @@ grant_types = ["authorization_code", "refresh_token"]
     )
 }
 
+/// node-oidc-provider 9 (benches/peer/server.mjs) on a free loopback port,
+/// its npm packages installed by `npm ci` on first use.
+struct PeerProcess {
+    base: String,
+    child: Child,
+}
+
+impl PeerProcess {
+    fn start() -> Result<PeerProcess, String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer");
+        if !dir.join("node_modules/oidc-provider").exists() {
+            let installed = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .status()
+                .map_err(|e| format!("npm: {e}"))?;
+            if !installed.success() {
+                return Err(format!("npm ci in {} failed", dir.display()));
+            }
+        }
+        let port = free_port();
+        let child = Command::new("node")
+            .arg("server.mjs")
+            .arg(port.to_string())
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("node: {e}"))?;
+        let peer = PeerProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let deadline = Instant::now() + START_WITHIN;
+        while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("node-oidc-provider did not listen".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(peer)
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// node-oidc-provider's sign-in flow, measured like the bridge's.
+async fn run_peer(args: &Args) -> Option<Scenario> {
+    let peer = match PeerProcess::start() {
+        Ok(peer) => peer,
+        Err(e) => {
+            eprintln!("node-oidc-provider not measured: {e}");
+            return None;
+        }
+    };
+    let target = Arc::new(Target {
+        base: peer.base.clone(),
+        standin: String::new(),
+    });
+    // Let its JIT warm up, as the bridge's scenarios before sign-in did.
+    let _ = drive(
+        target.clone(),
+        Kind::PeerSignIn,
+        args.concurrency,
+        Duration::from_secs(2),
+    )
+    .await;
+    let before = cpu_time(peer.child.id());
+    let mut scenario = drive(target, Kind::PeerSignIn, args.concurrency, args.duration).await;
+    scenario.bridge_cpu = cpu_time(peer.child.id()).saturating_sub(before);
+    Some(scenario)
+}
+
+/// The same code flow at node-oidc-provider by a fresh browser (its own
+/// cookies): authorize, the sign-in step (signs the user in at once, where
+/// the bridge goes to Slack), the redirect back with a code, the token.
+async fn peer_sign_in(base: &str) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut next = url::Url::parse(&format!("{base}/auth")).unwrap();
+    next.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", "openid email profile"),
+        ("state", "bench-state"),
+        ("nonce", "bench-nonce"),
+    ]);
+    for _ in 0..4 {
+        let r = http
+            .get(next.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_redirection() {
+            return Err(format!("peer {}: {}", next.path(), r.status()));
+        }
+        next = location(&r)?;
+        if next.as_str().starts_with(REDIRECT_URI) {
+            let code = query(&next, "code").ok_or_else(|| format!("no code: {next}"))?;
+            let r = http
+                .post(format!("{base}/token"))
+                .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT_URI),
+                ])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            return body["id_token"]
+                .as_str()
+                .map(|_| ())
+                .ok_or_else(|| format!("peer token: {body}"));
+        }
+    }
+    Err("peer: too many redirects".into())
+}
+
+fn print_peer(peer: &Scenario, reports: &[StoreReport]) {
+    println!();
+    println!(
+        "node-oidc-provider 9 ({}; in-memory adapter), same code flow: {:.0} sign-ins/s, {} errors, {:.3} ms CPU per sign-in",
+        node_version(),
+        peer.rate(),
+        peer.errors,
+        peer.cpu_ms_per_op(peer.bridge_cpu)
+    );
+    for r in reports {
+        if let Some(s) = r.scenarios.iter().find(|s| s.name == "sign-in flow") {
+            let ours = s.cpu_ms_per_op(s.bridge_cpu);
+            let theirs = peer.cpu_ms_per_op(peer.bridge_cpu);
+            println!(
+                "bridge CPU per sign-in ({} store) / node-oidc-provider's: {ours:.3} / {theirs:.3} = {:.2}x (target on Redis: <= 0.6x)",
+                r.store.name(),
+                ours / theirs
+            );
+        }
+    }
+}
+
+fn node_version() -> String {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| format!("Node.js {}", String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| "Node.js".into())
+}
+
 /// A `redis-server` of our own on a free loopback port, no persistence.
 struct Redis {
     url: String,
@@ -752,6 +1003,24 @@ struct Redis {
 }
 
 impl Redis {
+    /// Redis's count of the commands it processed (INFO stats).
+    async fn commands_processed(&self) -> u64 {
+        let client = ::redis::Client::open(self.url.as_str()).expect("a Redis URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis answers");
+        let info: String = ::redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO stats");
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO stats names total_commands_processed")
+    }
+
     fn start() -> Redis {
         let port = free_port();
         let child = Command::new("redis-server")

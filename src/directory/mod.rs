@@ -144,7 +144,7 @@ impl Directory {
                 .and_then(Member::from_user_object)
                 .ok_or_else(|| Failure::NoAnswer("users.info answered without a user".into()))
         };
-        let member = self
+        let (member, _) = self
             .cached(
                 "users_info",
                 &member_key(&who.team_id, &who.user_id),
@@ -183,7 +183,7 @@ impl Directory {
                 .map_err(|e| classify(Caller::Bot, e))?;
             Ok(facts::groups_from_answer(&answer))
         };
-        let groups: Vec<Group> = self
+        let (groups, _): (Vec<Group>, i64) = self
             .cached(
                 "usergroups_list",
                 &groups_key(&who.team_id),
@@ -196,16 +196,17 @@ impl Directory {
 
     /// The person's profile as Slack's userInfo now tells it, through their
     /// own token: renewed first when Slack's token rotation says it expired.
-    /// Returns the refreshed identity and, when they were renewed, the new
-    /// tokens to keep. At most one call per person per TTL.
+    /// Returns the refreshed identity, when Slack gave that answer (Unix
+    /// seconds) and, when they were renewed, the new tokens to keep. At most
+    /// one call per person per TTL.
     pub async fn userinfo(
         &self,
         who: &SlackIdentity,
         tokens: Option<UpstreamTokens>,
-    ) -> Result<(SlackIdentity, Option<UpstreamTokens>), DirectoryError> {
+    ) -> Result<(SlackIdentity, i64, Option<UpstreamTokens>), DirectoryError> {
         let Some(tokens) = tokens else {
             // Nothing to ask Slack with (a grant from before tokens were kept).
-            return Ok((who.clone(), None));
+            return Ok((who.clone(), now(), None));
         };
         let mut renewed: Option<UpstreamTokens> = None;
         let fetch = async {
@@ -234,7 +235,7 @@ impl Directory {
             }
             Ok(info)
         };
-        let info: Map<String, Value> = self
+        let (info, fetched_at): (Map<String, Value>, i64) = self
             .cached(
                 "userinfo",
                 &userinfo_key(&who.subject()),
@@ -244,7 +245,7 @@ impl Directory {
             .await?;
         let identity = SlackIdentity::from_claims(&who.to_claims(), Some(&info))
             .unwrap_or_else(|| who.clone());
-        Ok((identity, renewed))
+        Ok((identity, fetched_at, renewed))
     }
 
     async fn renew(&self, tokens: &UpstreamTokens) -> Result<UpstreamTokens, Failure> {
@@ -303,7 +304,7 @@ impl Directory {
         key: &str,
         backoff: &str,
         fetch: impl Future<Output = Result<T, Failure>>,
-    ) -> Result<T, DirectoryError>
+    ) -> Result<(T, i64), DirectoryError>
     where
         T: Serialize + DeserializeOwned,
     {
@@ -311,7 +312,7 @@ impl Directory {
         let kept = match self.records.get(Namespace::Directory, key).await? {
             Some(c) if age(&c) < self.ttl => {
                 metrics::directory_answer(source, "cached");
-                return Ok(c.value);
+                return Ok((c.value, c.fetched_at));
             }
             other => other,
         };
@@ -324,7 +325,7 @@ impl Directory {
                 Ok(value) => {
                     metrics::directory_answer(source, "slack");
                     self.remember(key, &value).await;
-                    return Ok(value);
+                    return Ok((value, now()));
                 }
                 Err(Failure::Final(e)) => {
                     metrics::directory_answer(source, "refused");
@@ -341,7 +342,7 @@ impl Directory {
             Some(c) if age(&c) <= self.max_staleness => {
                 tracing::info!(source, age_secs = age(&c), reason = %why, "Slack did not answer; the last answer stands in");
                 metrics::directory_answer(source, "stale");
-                Ok(c.value)
+                Ok((c.value, c.fetched_at))
             }
             _ => {
                 metrics::directory_answer(source, "unavailable");

@@ -206,6 +206,12 @@ async fn authorization_code(
             family_created_at: Some(entry.created_at),
             upstream_token: upstream_token.as_deref(),
             with_refresh: wants_refresh,
+            // The family was indexed just now; Slack's answer is checked
+            // (from the per-person cache) at the first refresh.
+            marks: Marks {
+                checked_at: 0,
+                indexed_at: now(),
+            },
         },
     )
     .await
@@ -244,6 +250,10 @@ fn check_code_belongs_to_client(grant: &CodeGrant, client: &Client) -> Result<()
     }
 }
 
+/// RFC 6749 §4.1.3: the redirect URI presented at the authorization endpoint,
+/// as the same exact string. For a native application's loopback redirect
+/// URI (RFC 8252 §7.3) that includes the port it chose then: any port matches
+/// the registration, but not another port than the one the code was sent to.
 fn check_redirect_uri_matches(grant: &CodeGrant, params: &Params) -> Result<(), OAuthError> {
     match params.get("redirect_uri") {
         Some(uri) if uri == grant.redirect_uri => Ok(()),
@@ -330,7 +340,7 @@ async fn refresh(
     if !alive.map_err(unavailable)? {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
-    let (identity, upstream) = match checked {
+    let (identity, checked_at, upstream) = match checked {
         Ok(checked) => checked,
         Err(denied) => {
             if denied.is_no() {
@@ -342,6 +352,15 @@ async fn refresh(
             }
             return Err(denied.at_refresh());
         }
+    };
+    let marks = Marks {
+        checked_at,
+        // "Last used" to the minute: not every refresh writes the index.
+        indexed_at: if now() - grant.indexed_at < INDEX_EVERY_SECS {
+            grant.indexed_at
+        } else {
+            now()
+        },
     };
     let tombstone = RotatedRefresh {
         client_id: client.id.clone(),
@@ -388,6 +407,7 @@ async fn refresh(
         expires_at: grant.family_expires_at,
     };
     let subject = identity.subject();
+    let index_now = marks.indexed_at != grant.indexed_at;
     let (response, indexed) = tokio::join!(
         issue(
             provider,
@@ -404,10 +424,17 @@ async fn refresh(
                 family_created_at: grant.family_created_at,
                 upstream_token: upstream_text.as_deref(),
                 with_refresh: true,
+                marks,
             },
         ),
         // When the family was last used, for `sessions list`.
-        records.index_family(&subject, &grant.family_id, &entry),
+        async {
+            if index_now {
+                records.index_family(&subject, &grant.family_id, &entry).await
+            } else {
+                Ok(None)
+            }
+        },
     );
     let response = response?;
     if let Err(e) = indexed {
@@ -506,25 +533,45 @@ fn narrowed_scopes(params: &Params, granted: &[String]) -> Result<Vec<String>, O
 /// What Slack now says about the person, within the directory's budget:
 /// their profile through their own Slack token (renewed when Slack's token
 /// rotation says so), then the application's policy. Returns the identity
-/// to mint with and Slack's tokens to keep.
+/// to mint with, when Slack's userInfo gave the answer it rests on, and
+/// Slack's tokens to keep.
 async fn checked_identity(
     provider: &Provider,
     client: &Client,
     grant: &RefreshGrant,
     upstream: Option<UpstreamTokens>,
-) -> Result<(SlackIdentity, Option<UpstreamTokens>), Denied> {
+) -> Result<(SlackIdentity, i64, Option<UpstreamTokens>), Denied> {
     let kept = upstream.clone();
-    let (identity, renewed) = provider
-        .directory
-        .userinfo(&grant.identity, upstream)
-        .await?;
+    // Slack's userInfo confirmed this family's identity within the TTL: the
+    // per-person answer need not even be read. Standing and groups always
+    // are (an event may have changed them).
+    let ttl = provider.config.upstream.directory_ttl_secs as i64;
+    let (identity, checked_at, renewed) = if now() - grant.checked_at < ttl {
+        (grant.identity.clone(), grant.checked_at, None)
+    } else {
+        provider
+            .directory
+            .userinfo(&grant.identity, upstream)
+            .await?
+    };
     let identity = policy::admit(provider, client, &identity, &grant.scopes).await?;
-    Ok((identity, renewed.or(kept)))
+    Ok((identity, checked_at, renewed.or(kept)))
 }
 
 fn refresh_ttl(provider: &Provider, family_expires_at: i64) -> Duration {
     let left = (family_expires_at - now()).max(1) as u64;
     Duration::from_secs(provider.config.tokens.refresh_token_idle_secs.min(left))
+}
+
+/// How often a refresh writes its family's use to the person's index.
+const INDEX_EVERY_SECS: i64 = 60;
+
+/// When a refresh grant's identity was last checked with Slack and its use
+/// last indexed; carried from one refresh token to its successor.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Marks {
+    checked_at: i64,
+    indexed_at: i64,
 }
 
 struct Issue<'a> {
@@ -540,6 +587,7 @@ struct Issue<'a> {
     family_created_at: Option<i64>,
     upstream_token: Option<&'a str>,
     with_refresh: bool,
+    marks: Marks,
 }
 
 async fn issue(
@@ -602,6 +650,8 @@ async fn issue(
             upstream_token: issue
                 .upstream_token
                 .map(|t| seal::seal(&token, SEAL_UPSTREAM, t.as_bytes())),
+            checked_at: issue.marks.checked_at,
+            indexed_at: issue.marks.indexed_at,
         };
         (token, RefreshRecord::Live(Box::new(grant)))
     });

@@ -191,6 +191,13 @@ pub struct RefreshGrant {
     pub kid: String,
     /// Slack's access token sealed under this refresh token.
     pub upstream_token: Option<String>,
+    /// When Slack's userInfo last confirmed the identity (Unix seconds):
+    /// within `directory_ttl_secs` of it a refresh need not ask again.
+    #[serde(default)]
+    pub checked_at: i64,
+    /// When the family's use was last written to the person's index.
+    #[serde(default)]
+    pub indexed_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
