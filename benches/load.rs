@@ -36,7 +36,34 @@ const CLIENT_ID: &str = "bench";
 const CLIENT_SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 /// Nobody listens there: the benchmark reads Location headers only.
 const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
-const USER: &str = "U0000000001";
+/// The people who sign in: this many, each about as often, so that a
+/// person's sessions and families stay as few as in real traffic.
+const PEOPLE: u32 = 2000;
+
+/// The `n`th person of the benchmark's workspace.
+fn person(n: u32) -> String {
+    format!("U{:010}", 1_000_000_000 + n % PEOPLE)
+}
+
+/// The stand-in's users: the fixtures plus the benchmark's people (members
+/// of the first fixture's workspace).
+fn bench_users() -> Vec<StandinUser> {
+    let mut users = StandinUser::fixtures();
+    let template = users[0].clone();
+    users.extend((0..PEOPLE).map(|n| StandinUser {
+        user_id: person(n),
+        name: format!("Person {n}"),
+        email: Some(format!("person{n}@example.com")),
+        ..template.clone()
+    }));
+    users
+}
+
+/// A person for the next sign-in, spread over all of them.
+fn next_person() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    person(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
 /// Time for the bridge to start, and for one request of the benchmark.
 const START_WITHIN: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -433,7 +460,8 @@ fn location(r: &reqwest::Response) -> Result<url::Url, String> {
         .get("location")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| format!("no Location ({})", r.status()))?;
-    url::Url::parse(loc).map_err(|e| e.to_string())
+    // node-oidc-provider answers with paths; resolve them against the request.
+    r.url().join(loc).map_err(|e| e.to_string())
 }
 
 fn query(url: &url::Url, key: &str) -> Option<String> {
@@ -476,7 +504,7 @@ async fn sign_in(
         .collect();
     let slack = location(&r)?;
     let mut form: Vec<(String, String)> = slack.query_pairs().into_owned().collect();
-    form.push(("user".into(), USER.into()));
+    form.push(("user".into(), next_person()));
     let r = http
         .post(format!(
             "{}/openid/connect/authorize/decide",
@@ -727,7 +755,7 @@ impl BridgeProcess {
                 distributed: true,
                 rotation: false,
             }],
-            users: StandinUser::fixtures(),
+            users: bench_users(),
             exact_slack_mode: false,
             groups: StandinGroup::fixtures(),
             bot_token: Some(DEV_BOT_TOKEN.into()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::metrics::store_error;
-use crate::store::{DynStore, Namespace, Store, StoreResult};
+use crate::store::{DynStore, IndexWrite, Namespace, Store, StoreResult};
 
 pub struct MeteredStore {
     inner: DynStore,
@@ -88,7 +88,7 @@ impl Store for MeteredStore {
         value: &[u8],
         ttl: Duration,
         watch: Option<&str>,
-    ) -> StoreResult<Option<Vec<u8>>> {
+    ) -> StoreResult<IndexWrite> {
         counted(
             "index_set",
             self.inner

@@ -84,15 +84,8 @@ impl Provider {
             expires_at: created_at + self.config.sessions.absolute_secs as i64,
         };
         // The index first: a session it does not name could not be ended
-        // from Slack. Its expired members are pruned on the way.
-        let (indexed, pruned) = tokio::join!(
-            self.records.index_session(&subject, &value, &entry),
-            self.records.person_entries(&subject),
-        );
-        indexed?;
-        if let Err(e) = pruned {
-            tracing::warn!(error = %e, "could not prune the person's index");
-        }
+        // from Slack.
+        self.records.index_session(&subject, &value, &entry).await?;
         self.records
             .put(
                 Namespace::Session,

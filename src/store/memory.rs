@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Namespace, Store, StoreError, StoreResult};
+use super::{IndexWrite, Namespace, Store, StoreError, StoreResult};
 
 type Key = (Namespace, String);
 
@@ -224,7 +224,7 @@ impl Store for MemoryStore {
         value: &[u8],
         ttl: Duration,
         watch: Option<&str>,
-    ) -> StoreResult<Option<Vec<u8>>> {
+    ) -> StoreResult<IndexWrite> {
         let now = Instant::now();
         let mut indexes = self.lock_indexes();
         let index = indexes
@@ -238,7 +238,10 @@ impl Store for MemoryStore {
         }
         index.members.insert(member.to_string(), value.to_vec());
         index.expires = index.expires.max(now + ttl);
-        Ok(watch.and_then(|w| index.members.get(w).cloned()))
+        Ok(IndexWrite {
+            watched: watch.and_then(|w| index.members.get(w).cloned()),
+            members: index.members.len(),
+        })
     }
 
     async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {

@@ -51,6 +51,15 @@ pub enum Namespace {
     Backoff,
     /// A Slack event already handled, keyed by its `event_id`.
     Event,
+    /// A device authorization (RFC 8628) and the answer given to it, keyed
+    /// by the hash of its device code.
+    DeviceCode,
+    /// The user code of a device authorization, keyed by the hash of its
+    /// normalized form; names the device code's record by its hash.
+    UserCode,
+    /// When a device code was last polled and its polling interval, keyed
+    /// like its [`Namespace::DeviceCode`] record.
+    DevicePoll,
 }
 
 impl Namespace {
@@ -69,6 +78,9 @@ impl Namespace {
             Namespace::Directory => "dir",
             Namespace::Backoff => "backoff",
             Namespace::Event => "event",
+            Namespace::DeviceCode => "device",
+            Namespace::UserCode => "usercode",
+            Namespace::DevicePoll => "devicepoll",
         }
     }
 }
@@ -87,6 +99,15 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What [`Store::index_set`] read in the step that wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexWrite {
+    /// The value of the watched member, if it is there.
+    pub watched: Option<Vec<u8>>,
+    /// How many members the index holds now.
+    pub members: usize,
+}
 
 /// The contract every backend fulfils. Every entry has a TTL; `take` is atomic:
 /// of two concurrent takes of one key, exactly one sees the value.
@@ -131,9 +152,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets `member` of the index at `key` to `value`, in one atomic step;
     /// the index then lives at least `ttl` (a shorter `ttl` never cuts the
-    /// life of what it already holds). Returns the value of member `watch`
-    /// in the same step. An index is a small map: a person's sessions and
-    /// token families.
+    /// life of what it already holds). Returns, from the same step, the
+    /// value of member `watch` and how many members the index holds. An
+    /// index is a small map: a person's sessions and token families.
     async fn index_set(
         &self,
         ns: Namespace,
@@ -142,7 +163,7 @@ pub trait Store: Send + Sync + 'static {
         value: &[u8],
         ttl: Duration,
         watch: Option<&str>,
-    ) -> StoreResult<Option<Vec<u8>>>;
+    ) -> StoreResult<IndexWrite>;
     /// Every member of the index with its value (empty when there is none).
     async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>>;
     /// Removes members from the index (members that are absent are ignored).

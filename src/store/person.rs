@@ -45,6 +45,9 @@ pub struct Ended {
 /// The index member that records when the person was last signed out
 /// everywhere.
 const SIGNED_OUT: &str = "signed_out_at";
+/// A person's index is pruned of expired members each time it reaches a
+/// multiple of this many (from twice this on).
+const PRUNE_EVERY: usize = 32;
 /// The longest a code can live (`tokens.code_ttl_secs` is at most 600).
 const CODE_LIFETIME_BOUND: Duration = Duration::from_secs(600);
 
@@ -92,7 +95,8 @@ impl Records {
         entry: &PersonEntry,
     ) -> StoreResult<Option<Vec<u8>>> {
         let value = serde_json::to_vec(entry).expect("entries serialize");
-        self.store()
+        let written = self
+            .store()
             .index_set(
                 Namespace::Person,
                 &secret_hash(subject),
@@ -101,7 +105,13 @@ impl Records {
                 ttl_until(entry.expires_at),
                 Some(SIGNED_OUT),
             )
-            .await
+            .await?;
+        // Expired members are dropped now and then, not at every write: a
+        // person's index is read whole to prune it.
+        if written.members >= 2 * PRUNE_EVERY && written.members % PRUNE_EVERY == 0 {
+            self.person_entries(subject).await?;
+        }
+        Ok(written.watched)
     }
 
     /// The person's live entries (member, entry); expired and unreadable
@@ -178,5 +188,80 @@ impl Records {
     /// A session record by the hash it is stored under.
     pub async fn session_by_hash(&self, hash: &str) -> StoreResult<Option<Session>> {
         self.get_hashed(Namespace::Session, hash).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::Store;
+    use crate::store::memory::MemoryStore;
+
+    fn entry(expires_at: i64) -> PersonEntry {
+        PersonEntry {
+            held: Held::Family,
+            client_id: Some("app".into()),
+            sid: None,
+            created_at: now(),
+            last_used_at: now(),
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_members_are_pruned_as_the_index_grows_not_at_every_write() {
+        let store = Arc::new(MemoryStore::new(10_000));
+        let records = Records::new(store.clone());
+        let key = secret_hash("T1:U1");
+        // Members whose records have expired (the index itself lives on).
+        for i in 0..(2 * PRUNE_EVERY - 2) {
+            records
+                .index_family("T1:U1", &format!("old-{i}"), &entry(now() - 10))
+                .await
+                .unwrap();
+        }
+        let held = |store: Arc<MemoryStore>| {
+            let key = key.clone();
+            async move {
+                store
+                    .index_read(Namespace::Person, &key)
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        assert_eq!(
+            held(store.clone()).await,
+            2 * PRUNE_EVERY - 2,
+            "not pruned yet"
+        );
+        records
+            .index_family("T1:U1", "live-1", &entry(now() + 600))
+            .await
+            .unwrap();
+        records
+            .index_family("T1:U1", "live-2", &entry(now() + 600))
+            .await
+            .unwrap();
+        assert_eq!(held(store.clone()).await, 2, "pruned at the threshold");
+        let live = records.person_entries("T1:U1").await.unwrap();
+        assert_eq!(live.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_sign_out_everywhere_is_remembered_beside_the_entries() {
+        let store = Arc::new(MemoryStore::new(10_000));
+        let records = Records::new(store);
+        let before = chrono::Utc::now().timestamp_millis();
+        records.end_person("T1:U1").await.unwrap();
+        let out = records
+            .index_family("T1:U1", "f", &entry(now() + 600))
+            .await
+            .unwrap()
+            .expect("the sign-out time");
+        assert!(out >= before);
+        assert_eq!(records.person_entries("T1:U1").await.unwrap().len(), 1);
     }
 }

@@ -28,7 +28,7 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use async_trait::async_trait;
 
-use super::{Namespace, Store, StoreError, StoreResult};
+use super::{IndexWrite, Namespace, Store, StoreError, StoreResult};
 use crate::config::StoreConfig;
 
 /// How long a call that timed out still waits for its answer, to undo it.
@@ -476,13 +476,14 @@ impl RedisStore {
 }
 
 /// HSET one member, make the hash live at least ARGV[3] ms, and return the
-/// watched member ARGV[4] (if any) (one key, so Cluster-safe). `PEXPIRE …
-/// GT` would leave a new hash without a TTL.
+/// member count and the watched member ARGV[4] (if any) (one key, so
+/// Cluster-safe). `PEXPIRE … GT` would leave a new hash without a TTL.
 const INDEX_SET_SCRIPT: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
     local ttl = redis.call('PTTL', KEYS[1]) \
     if ttl < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end \
-    if ARGV[4] == '' then return false end \
-    return redis.call('HGET', KEYS[1], ARGV[4])";
+    local watched = false \
+    if ARGV[4] ~= '' then watched = redis.call('HGET', KEYS[1], ARGV[4]) end \
+    return {redis.call('HLEN', KEYS[1]), watched}";
 
 /// Whole milliseconds for `PX`: rounded up so nothing expires early, and at
 /// least 1 because Redis rejects `PX 0`.
@@ -608,7 +609,7 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Duration,
         watch: Option<&str>,
-    ) -> StoreResult<Option<Vec<u8>>> {
+    ) -> StoreResult<IndexWrite> {
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(INDEX_SET_SCRIPT)
             .arg(1)
@@ -617,7 +618,8 @@ impl Store for RedisStore {
             .arg(value)
             .arg(ttl_millis(ttl))
             .arg(watch.unwrap_or(""));
-        self.run(&cmd).await
+        let (members, watched): (usize, Option<Vec<u8>>) = self.run(&cmd).await?;
+        Ok(IndexWrite { watched, members })
     }
 
     async fn index_read(&self, ns: Namespace, key: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
