@@ -90,11 +90,13 @@ struct Args {
     smoke: bool,
     /// Also measure node-oidc-provider serving the same code flow.
     peer: bool,
+    /// Only this scenario (`--scenario sign-in`), e.g. to profile it.
+    only: Option<&'static str>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench load -- [--duration SECS] [--concurrency N] [--store memory|redis|both] [--no-peer]"
+        "usage: cargo bench --bench load -- [--duration SECS] [--concurrency N] [--store memory|redis|both] [--scenario discovery|jwks|sign-in|refresh] [--no-peer]"
     );
     std::process::exit(2)
 }
@@ -109,6 +111,7 @@ fn parse_args() -> Args {
         stores: vec![StoreKind::Memory, StoreKind::Redis],
         smoke,
         peer: true,
+        only: None,
     };
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -139,6 +142,15 @@ fn parse_args() -> Args {
                 }
             }
             "--no-peer" => args.peer = false,
+            "--scenario" => {
+                args.only = match it.next().map(String::as_str) {
+                    Some("discovery") => Some("discovery"),
+                    Some("jwks") => Some("jwks"),
+                    Some("sign-in") => Some("sign-in flow"),
+                    Some("refresh") => Some("refresh grant"),
+                    _ => usage(),
+                }
+            }
             "--bench" => {}
             // Filters and flags cargo's harness would take: ignored.
             _ if smoke => {}
@@ -222,8 +234,8 @@ struct Scenario {
     /// benchmark (this process: clients and stand-in; redis-server).
     bridge_cpu: Duration,
     other_cpu: Duration,
-    /// Redis commands the bridge sent meanwhile (Redis only).
-    store_commands: Option<u64>,
+    /// Calls the bridge made to its store meanwhile (round trips on Redis).
+    store_calls: u64,
     /// Calls the Slack stand-in answered meanwhile, by method.
     slack_calls: Vec<(&'static str, usize)>,
     /// Operations counted for the per-operation figures: the timed ones plus
@@ -280,21 +292,24 @@ async fn run_store(store: StoreKind, args: &Args) -> StoreReport {
         .chain(redis.as_ref().map(|r| r.child.id()))
         .collect();
     let control = bridge.standin.control.clone();
-    for kind in [Kind::Discovery, Kind::Jwks, Kind::SignIn, Kind::Refresh] {
+    // A profiler can attach to this process (see README, Performance).
+    eprintln!(
+        "{} store: the bridge runs as pid {}",
+        store.name(),
+        bridge.pid()
+    );
+    let kinds = [Kind::Discovery, Kind::Jwks, Kind::SignIn, Kind::Refresh];
+    for kind in kinds
+        .into_iter()
+        .filter(|k| args.only.is_none_or(|only| only == k.name()))
+    {
         let (bridge_before, others_before) = (cpu_time(bridge.pid()), cpu_of(&others));
         control.reset_calls();
-        let commands_before = match &redis {
-            Some(r) => Some(r.commands_processed().await),
-            None => None,
-        };
+        let store_before = store_calls(&bench.base).await;
         let mut scenario = drive(bench.clone(), kind, args.concurrency, args.duration).await;
         scenario.bridge_cpu = cpu_time(bridge.pid()).saturating_sub(bridge_before);
         scenario.other_cpu = cpu_of(&others).saturating_sub(others_before);
-        if let (Some(r), Some(before)) = (&redis, commands_before) {
-            // Less the INFO that read it (its connection's own few commands
-            // are noise over thousands of operations).
-            scenario.store_commands = Some(r.commands_processed().await - before - 1);
-        }
+        scenario.store_calls = store_calls(&bench.base).await - store_before;
         scenario.slack_calls = SLACK_METHODS
             .iter()
             .map(|m| (*m, control.calls(m)))
@@ -435,7 +450,7 @@ async fn drive(
         latencies,
         bridge_cpu: Duration::ZERO,
         other_cpu: Duration::ZERO,
-        store_commands: None,
+        store_calls: 0,
         slack_calls: Vec::new(),
         counted_ops,
     }
@@ -627,7 +642,7 @@ fn print_table(args: &Args, signing: f64, reports: &[StoreReport]) {
     println!("(rest: this process, i.e. the clients and the Slack stand-in, plus redis-server)");
     println!();
     println!(
-        "| store  | scenario      | store commands/op | Slack calls/op (token, userInfo, users.info, usergroups.list) |"
+        "| store  | scenario      |    store calls/op | Slack calls/op (token, userInfo, users.info, usergroups.list) |"
     );
     println!(
         "|--------|---------------|------------------:|---------------------------------------------------------------|"
@@ -644,8 +659,7 @@ fn print_table(args: &Args, signing: f64, reports: &[StoreReport]) {
                 "| {:<6} | {:<13} | {:>17} | {:<61} |",
                 r.store.name(),
                 s.name,
-                s.store_commands
-                    .map_or("-".to_string(), |c| format!("{:.2}", per_op(c as f64))),
+                format!("{:.2}", per_op(s.store_calls as f64)),
                 calls.join(", "),
             );
         }
@@ -861,6 +875,22 @@ grant_types = ["authorization_code", "refresh_token"]
     )
 }
 
+/// The bridge's count of its store calls (`bridge_store_calls_total`, every
+/// operation), from its metrics.
+async fn store_calls(base: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("the bridge answers /metrics")
+        .text()
+        .await
+        .expect("a metrics text");
+    text.lines()
+        .filter(|l| l.starts_with("bridge_store_calls_total{"))
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// node-oidc-provider 9 (benches/peer/server.mjs) on a free loopback port,
 /// its npm packages installed by `npm ci` on first use.
 struct PeerProcess {
@@ -1031,24 +1061,6 @@ struct Redis {
 }
 
 impl Redis {
-    /// Redis's count of the commands it processed (INFO stats).
-    async fn commands_processed(&self) -> u64 {
-        let client = ::redis::Client::open(self.url.as_str()).expect("a Redis URL");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("Redis answers");
-        let info: String = ::redis::cmd("INFO")
-            .arg("stats")
-            .query_async(&mut conn)
-            .await
-            .expect("INFO stats");
-        info.lines()
-            .find_map(|l| l.strip_prefix("total_commands_processed:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("INFO stats names total_commands_processed")
-    }
-
     fn start() -> Redis {
         let port = free_port();
         let child = Command::new("redis-server")

@@ -11,10 +11,17 @@
 //! that also uses PKCE (S256), checks `state`, `nonce` and `iss`, and has the
 //! `openidconnect` crate verify the ID token against the bridge's JWKS.
 //!
+//! Its single-page mode, <http://127.0.0.1:18999/spa>, is the `demo-spa`
+//! client: a static page whose script (`examples/spa/app.js`) runs the whole
+//! code flow with PKCE in the browser, with fetch and WebCrypto only, and
+//! calls the bridge's token and userinfo endpoints across origins (CORS).
+//!
 //! Options (flag or environment variable): `--issuer` / `DEMO_ISSUER`,
 //! `--listen` / `DEMO_LISTEN` (the redirect URI is `http://{listen}/cb`, which
 //! the bridge must have registered), `--client-id` / `DEMO_CLIENT_ID`,
-//! `--client-secret` / `DEMO_CLIENT_SECRET`.
+//! `--client-secret` / `DEMO_CLIENT_SECRET`, `--spa-client-id` /
+//! `DEMO_SPA_CLIENT_ID` (redirect URI `http://{listen}/spa/cb`, after sign-out
+//! `http://{listen}/spa/bye`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -63,6 +70,9 @@ pub struct Options {
         default_value = "demo-secret-for-local-development-only"
     )]
     pub client_secret: String,
+    /// The public client of the single-page mode (`/spa`).
+    #[arg(long, env = "DEMO_SPA_CLIENT_ID", default_value = "demo-spa")]
+    pub spa_client_id: String,
 }
 
 /// The claims the bridge adds under Slack's names.
@@ -184,7 +194,11 @@ border-top:1px solid #e3eaee;overflow-wrap:anywhere}th{width:9rem;color:#4f6470;
 pre{background:#f4f7f9;padding:.75rem;overflow:auto;font-size:.85rem}\
 .button{display:inline-block;padding:.6rem 1.2rem;border-radius:.5rem;background:#0b6e99;color:#fff;\
 text-decoration:none;font-weight:600;margin:0 .5rem .5rem 0}.quiet{background:#e3eaee;color:#17232b}\
-.note{color:#4f6470;font-size:.9rem}details{margin:1rem 0}summary{cursor:pointer}";
+.note{color:#4f6470;font-size:.9rem}details{margin:1rem 0}summary{cursor:pointer}\
+button.button{border:0;font:inherit;font-weight:600;cursor:pointer}";
+
+/// The single-page mode's script: the whole code flow in the browser.
+const SPA_SCRIPT: &str = include_str!("spa/app.js");
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -232,6 +246,10 @@ pub fn start(opts: Options) -> std::io::Result<(SocketAddr, actix_web::dev::Serv
             .route("/cb", web::get().to(callback))
             .route("/logout", web::get().to(logout))
             .route("/bye", web::get().to(bye))
+            .route("/spa", web::get().to(spa_page))
+            .route("/spa/cb", web::get().to(spa_page))
+            .route("/spa/bye", web::get().to(spa_page))
+            .route("/spa/app.js", web::get().to(spa_script))
     })
     .workers(1)
     .disable_signals()
@@ -260,7 +278,9 @@ async fn home(req: HttpRequest, demo: web::Data<Demo>) -> HttpResponse {
              <p><a class=\"button\" href=\"/login\">Sign in</a>\
              <a class=\"button quiet\" href=\"/login?ui_locales=fr\">Sign in (pages in French)</a></p>\
              <p class=\"note\">With <code>config/dev.toml</code> the bridge uses its Slack stand-in: \
-             pick any test user.</p>",
+             pick any test user.</p>\
+             <p class=\"note\">The <a href=\"/spa\">single-page mode</a> does the same from the \
+             browser alone: a public client, PKCE, and cross-origin calls to the bridge.</p>",
             issuer = esc(&demo.opts.issuer)
         ),
     };
@@ -483,6 +503,51 @@ async fn bye(demo: web::Data<Demo>) -> HttpResponse {
         "<h1>Signed out</h1><p>You are signed out of the demo application and of the bridge.</p>\
          <p><a class=\"button\" href=\"/\">Home</a></p>",
     )
+}
+
+// --------------------------------------------------------- single-page mode
+
+/// The single-page mode's one page (also its callback and signed-out page):
+/// a heading and an empty frame that `/spa/app.js` fills. The issuer and the
+/// client id travel in data attributes; the CSP lets the page run only its
+/// own script and call only the bridge.
+async fn spa_page(demo: web::Data<Demo>) -> HttpResponse {
+    let bridge_origin = url::Url::parse(&demo.opts.issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "'none'".into());
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            "Content-Security-Policy",
+            format!(
+                "default-src 'none'; script-src 'self'; style-src 'sha256-{}'; connect-src {bridge_origin}; \
+                 base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                demo.style_hash
+            ),
+        ))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>Single-page demo · Demo application</title><style>{STYLE}</style></head>\
+             <body><main><h1 id=\"title\">Single-page demo</h1>\
+             <div id=\"content\" data-issuer=\"{issuer}\" data-client-id=\"{client_id}\">\
+             <noscript><p>This page signs you in with JavaScript; the \
+             <a href=\"/\">server-side demo</a> works without.</p></noscript></div></main>\
+             <script src=\"/spa/app.js\"></script></body></html>",
+            issuer = esc(&demo.opts.issuer),
+            client_id = esc(&demo.opts.spa_client_id),
+        ))
+}
+
+async fn spa_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(SPA_SCRIPT)
 }
 
 // ----------------------------------------------------------------- helpers

@@ -139,6 +139,8 @@ pub struct TokensConfig {
     /// the same successor (a client retrying a lost response); after it, reuse
     /// is theft and revokes the whole family. 0 turns the window off.
     pub refresh_reuse_grace_secs: u64,
+    /// How long a device code and its user code live (RFC 8628 `expires_in`).
+    pub device_code_ttl_secs: u64,
 }
 
 impl Default for TokensConfig {
@@ -151,6 +153,7 @@ impl Default for TokensConfig {
             refresh_token_idle_secs: 30 * 86400,
             refresh_token_absolute_secs: 90 * 86400,
             refresh_reuse_grace_secs: 0,
+            device_code_ttl_secs: 600,
         }
     }
 }
@@ -385,6 +388,9 @@ pub struct ClientConfig {
     pub client_secret: Option<String>,
     #[serde(default)]
     pub client_secret_sha256: Option<String>,
+    /// Required with the authorization_code grant; a client of the device
+    /// grant alone has none.
+    #[serde(default)]
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
@@ -392,7 +398,8 @@ pub struct ClientConfig {
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     #[serde(default = "default_signing_alg")]
     pub id_token_signed_response_alg: String,
-    /// RFC 7591 grant types; add "refresh_token" to allow `offline_access`.
+    /// RFC 7591 grant types; add "refresh_token" to allow `offline_access`,
+    /// [`DEVICE_CODE_GRANT`] for the device flow (RFC 8628).
     #[serde(default = "default_grant_types")]
     pub grant_types: Vec<String>,
     /// Ask the person before the first sign-in (per user and scope set) and on
@@ -415,15 +422,32 @@ pub struct ClientConfig {
     /// Overrides `upstream.allow_guests` for this application.
     #[serde(default)]
     pub allow_guests: Option<bool>,
+    /// Origins (`https://app.example`) whose scripts may call the token,
+    /// userinfo and revocation endpoints (CORS), besides the origins of
+    /// `redirect_uris`, which are allowed without being listed.
+    #[serde(default)]
+    pub allowed_cors_origins: Vec<String>,
 }
 
 fn default_grant_types() -> Vec<String> {
     vec!["authorization_code".into()]
 }
 
+/// The device authorization grant (RFC 8628 §3.4), as `grant_types` and
+/// the token endpoint's `grant_type` name it.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 impl ClientConfig {
     pub fn allows_refresh(&self) -> bool {
         self.grant_types.iter().any(|g| g == "refresh_token")
+    }
+
+    pub fn allows_device_code(&self) -> bool {
+        self.grant_types.iter().any(|g| g == DEVICE_CODE_GRANT)
+    }
+
+    fn allows_authorization_code(&self) -> bool {
+        self.grant_types.iter().any(|g| g == "authorization_code")
     }
 }
 
@@ -573,6 +597,10 @@ impl Config {
             ),
             ("tokens.id_token_ttl_secs", self.tokens.id_token_ttl_secs),
             ("tokens.login_ttl_secs", self.tokens.login_ttl_secs),
+            (
+                "tokens.device_code_ttl_secs",
+                self.tokens.device_code_ttl_secs,
+            ),
         ] {
             if v == 0 {
                 return Err(err(name, "must be greater than 0"));
@@ -580,6 +608,14 @@ impl Config {
         }
         if self.tokens.code_ttl_secs > 600 {
             return Err(err("tokens.code_ttl_secs", "at most 600 (RFC 6749 §4.1.2)"));
+        }
+        // An approved device code is redeemed like a code: a sign-out
+        // everywhere is remembered 600 s (store::person), and must outlive it.
+        if self.tokens.device_code_ttl_secs > 600 {
+            return Err(err(
+                "tokens.device_code_ttl_secs",
+                "at most 600 (an approved device code must not outlive the record of a sign-out everywhere)",
+            ));
         }
         if self.standin.enabled {
             let listen = self
@@ -706,7 +742,7 @@ impl Config {
                     _ => {}
                 },
             }
-            if c.redirect_uris.is_empty() {
+            if c.redirect_uris.is_empty() && c.allows_authorization_code() {
                 return Err(err(
                     at("redirect_uris"),
                     "at least one redirect URI is required",
@@ -720,18 +756,36 @@ impl Config {
                 check_redirect_uri(uri)
                     .map_err(|m| err(format!("clients[{i}].post_logout_redirect_uris[{j}]"), m))?;
             }
+            for (j, origin) in c.allowed_cors_origins.iter().enumerate() {
+                check_cors_origin(origin)
+                    .map_err(|m| err(format!("clients[{i}].allowed_cors_origins[{j}]"), m))?;
+            }
             for (j, g) in c.grant_types.iter().enumerate() {
-                if !matches!(g.as_str(), "authorization_code" | "refresh_token") {
+                if !matches!(
+                    g.as_str(),
+                    "authorization_code" | "refresh_token" | DEVICE_CODE_GRANT
+                ) {
                     return Err(err(
                         format!("clients[{i}].grant_types[{j}]"),
-                        "only \"authorization_code\" and \"refresh_token\" are supported",
+                        format!(
+                            "only \"authorization_code\", \"refresh_token\" and \"{DEVICE_CODE_GRANT}\" are supported"
+                        ),
                     ));
                 }
             }
-            if !c.grant_types.iter().any(|g| g == "authorization_code") {
+            // Only a device-flow client may do without the code flow.
+            if !c.allows_authorization_code() && !c.allows_device_code() {
                 return Err(err(
                     at("grant_types"),
-                    "must contain \"authorization_code\"",
+                    format!(
+                        "must contain \"authorization_code\" (or, for a client of the device flow alone, \"{DEVICE_CODE_GRANT}\")"
+                    ),
+                ));
+            }
+            if !c.redirect_uris.is_empty() && !c.allows_authorization_code() {
+                return Err(err(
+                    at("redirect_uris"),
+                    "redirect URIs are only used by the \"authorization_code\" grant: add it to grant_types or remove them",
                 ));
             }
             if let Some(uri) = &c.backchannel_logout_uri {
@@ -937,6 +991,27 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
+/// An origin a browser sends in `Origin`, written exactly so (it is compared
+/// as a string): scheme, host and port only, https or loopback http.
+fn check_cors_origin(origin: &str) -> Result<(), String> {
+    let url = Url::parse(origin).map_err(|e| {
+        format!("not an origin ({e}): write scheme, host and port, e.g. \"https://app.example\"")
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if url.host_str().is_some_and(is_loopback_host) => {}
+        "http" => return Err("http is allowed only for loopback hosts; use https".into()),
+        other => return Err(format!("scheme \"{other}\" is not https")),
+    }
+    let serialized = url.origin().ascii_serialization();
+    if serialized != origin {
+        return Err(format!(
+            "must be an origin as a browser sends it (no path, query, trailing slash, user or default port; lower case): \"{serialized}\""
+        ));
+    }
+    Ok(())
+}
+
 /// Applies `BRIDGE_A__B__0__C=value` overrides onto the parsed file. The value is
 /// read as TOML when it parses as a scalar or an array (`true`, `30`, `["a"]`),
 /// else taken as a string, so secrets need no quoting.
@@ -1069,6 +1144,57 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
             text,
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    /// A client of the device flow alone (RFC 8628): no redirect URI, no
+    /// authorization_code; the code flow stays required for every other.
+    #[test]
+    fn only_a_client_of_the_device_grant_may_omit_authorization_code() {
+        let device_only = r#"
+issuer = "http://127.0.0.1:18080"
+listen = "127.0.0.1:18080"
+[upstream]
+client_id = "1.2"
+client_secret = "s"
+[[clients]]
+client_id = "cli"
+token_endpoint_auth_method = "none"
+grant_types = ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]
+"#;
+        let c = load(device_only, &[]).unwrap();
+        assert!(c.clients[0].allows_device_code() && c.clients[0].allows_refresh());
+        assert_eq!(c.tokens.device_code_ttl_secs, 600);
+
+        let with_redirect = format!("{device_only}redirect_uris = [\"http://127.0.0.1:9/cb\"]\n");
+        let e = load(&with_redirect, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].redirect_uris");
+        assert!(e.message.contains("authorization_code"), "{e}");
+
+        let refresh_only =
+            device_only.replace("\"urn:ietf:params:oauth:grant-type:device_code\", ", "");
+        let e = load(&refresh_only, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].grant_types");
+        assert!(e.message.contains(DEVICE_CODE_GRANT), "{e}");
+
+        let both =
+            format!("{MINIMAL}grant_types = [\"authorization_code\", \"{DEVICE_CODE_GRANT}\"]\n");
+        assert!(load(&both, &[]).unwrap().clients[0].allows_device_code());
+        let e = load(&format!("{MINIMAL}grant_types = [\"device_code\"]\n"), &[]).unwrap_err();
+        assert_eq!(e.path, "clients[0].grant_types[0]");
+        let no_uris = MINIMAL.replace("redirect_uris = [\"http://127.0.0.1:18999/cb\"]\n", "");
+        assert_eq!(
+            load(&no_uris, &[]).unwrap_err().path,
+            "clients[0].redirect_uris"
+        );
+    }
+
+    #[test]
+    fn the_device_code_lifetime_is_at_most_600_seconds() {
+        let ttl = |v: &str| load(MINIMAL, &[("BRIDGE_TOKENS__DEVICE_CODE_TTL_SECS", v)]);
+        assert_eq!(ttl("2").unwrap().tokens.device_code_ttl_secs, 2);
+        for bad in ["0", "601"] {
+            assert_eq!(ttl(bad).unwrap_err().path, "tokens.device_code_ttl_secs");
+        }
     }
 
     #[test]
@@ -1205,6 +1331,33 @@ redirect_uris = ["http://127.0.0.1:18999/cb"]
         let text = MINIMAL.replace("0123456789abcdef0123456789abcdef", "short");
         let e = load(&text, &[]).unwrap_err();
         assert_eq!(e.path, "clients[0].client_secret");
+    }
+
+    #[test]
+    fn allowed_cors_origins_must_be_https_or_loopback_origins_naming_the_key() {
+        let with = |origins: &str| format!("{MINIMAL}allowed_cors_origins = [{origins}]\n");
+        let ok = load(
+            &with("\"https://app.example\", \"https://app.example:8443\", \"http://127.0.0.1:3000\", \"http://[::1]:3000\", \"http://localhost:5173\""),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.clients[0].allowed_cors_origins.len(), 5);
+        for (bad, says) in [
+            ("https://app.example/", "\"https://app.example\""),
+            ("https://app.example/spa", "\"https://app.example\""),
+            ("https://app.example?x=1", "\"https://app.example\""),
+            ("https://app.example:443", "\"https://app.example\""),
+            ("https://App.Example", "\"https://app.example\""),
+            ("https://user@app.example", "\"https://app.example\""),
+            ("http://app.example", "loopback"),
+            ("*", "not an origin"),
+            ("app.example", "not an origin"),
+            ("ftp://app.example", "not https"),
+        ] {
+            let e = load(&with(&format!("\"https://ok.example\", \"{bad}\"")), &[]).unwrap_err();
+            assert_eq!(e.path, "clients[0].allowed_cors_origins[1]", "{bad}");
+            assert!(e.message.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub fn build_provider(
         records,
         directory,
         limits: Arc::new(Limits::from_config(&config.limits)),
+        device_limits: provider::device::DeviceLimits::default(),
         keys,
         slack,
         pages: web::Pages::new().context("templates")?,
@@ -219,8 +220,11 @@ pub fn app(
 > {
     let https = provider.secure_cookies;
     let base_path = provider.base_path.clone();
+    // The origins CORS allows before an endpoint knows the client.
+    let any_cors_origin = actix_web::web::Data::from(provider.clients.any_cors_origin());
     App::new()
         .app_data(provider)
+        .app_data(any_cors_origin)
         .app_data(readiness)
         .app_data(actix_web::web::PayloadConfig::new(MAX_BODY_BYTES))
         .wrap(web::headers::security_headers(https))

@@ -150,6 +150,7 @@ impl Directory {
                 &member_key(&who.team_id, &who.user_id),
                 &backoff_key("users.info", &who.team_id),
                 fetch,
+                None,
             )
             .await?;
         Ok(Some(member))
@@ -189,6 +190,7 @@ impl Directory {
                 &groups_key(&who.team_id),
                 &backoff_key("usergroups.list", &who.team_id),
                 fetch,
+                None,
             )
             .await?;
         Ok(Some(facts::handles_of(&groups, &who.user_id)))
@@ -198,10 +200,13 @@ impl Directory {
     /// own token: renewed first when Slack's token rotation says it expired.
     /// Returns the refreshed identity, when Slack gave that answer (Unix
     /// seconds) and, when they were renewed, the new tokens to keep. At most
-    /// one call per person per TTL.
+    /// one call per person per TTL. `who` itself is an answer Slack gave at
+    /// `known_at`: while Slack does not answer it stands in like any other
+    /// last answer, up to `max_staleness_secs`.
     pub async fn userinfo(
         &self,
         who: &SlackIdentity,
+        known_at: i64,
         tokens: Option<UpstreamTokens>,
     ) -> Result<(SlackIdentity, i64, Option<UpstreamTokens>), DirectoryError> {
         let Some(tokens) = tokens else {
@@ -241,6 +246,10 @@ impl Directory {
                 &userinfo_key(&who.subject()),
                 &backoff_key("openid.connect.userInfo", &who.team_id),
                 fetch,
+                Some(Cached {
+                    value: who.to_claims(),
+                    fetched_at: known_at,
+                }),
             )
             .await?;
         let identity = SlackIdentity::from_claims(&who.to_claims(), Some(&info))
@@ -254,13 +263,6 @@ impl Directory {
             .renew(refresh)
             .await
             .map_err(|e| classify(Caller::Person, e))
-    }
-
-    /// Keeps what Slack just told about a person at sign-in (its verified
-    /// claims), so the first refreshes need no userInfo call.
-    pub async fn remember_userinfo(&self, who: &SlackIdentity) {
-        self.remember(&userinfo_key(&who.subject()), &who.to_claims())
-            .await;
     }
 
     /// Keeps a person's standing as an event told it.
@@ -297,13 +299,15 @@ impl Directory {
     }
 
     /// The answer for `key`: fresh from the store, else from Slack (`fetch`,
-    /// run only then), else the last one within the staleness bound.
+    /// run only then), else the last one within the staleness bound: the
+    /// stored one or `known` (an answer the caller holds), whichever is newer.
     async fn cached<T>(
         &self,
         source: &'static str,
         key: &str,
         backoff: &str,
         fetch: impl Future<Output = Result<T, Failure>>,
+        known: Option<Cached<T>>,
     ) -> Result<(T, i64), DirectoryError>
     where
         T: Serialize + DeserializeOwned,
@@ -338,7 +342,11 @@ impl Directory {
                 Err(Failure::NoAnswer(why)) => why,
             },
         };
-        match kept {
+        let last = match (kept, known) {
+            (Some(k), Some(c)) => Some(if c.fetched_at > k.fetched_at { c } else { k }),
+            (k, c) => k.or(c),
+        };
+        match last {
             Some(c) if age(&c) <= self.max_staleness => {
                 tracing::info!(source, age_secs = age(&c), reason = %why, "Slack did not answer; the last answer stands in");
                 metrics::directory_answer(source, "stale");

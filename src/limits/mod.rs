@@ -234,7 +234,7 @@ fn last_forwarded_for(value: &HeaderValue) -> Option<IpAddr> {
 }
 
 /// IPv4 as is (IPv4-mapped IPv6 too); IPv6 by its /64.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -30,7 +30,7 @@ pub const SIGN_INS_COMPLETED: &str = "bridge_sign_ins_completed_total";
 /// [`Refusal`]).
 pub const SIGN_INS_REFUSED: &str = "bridge_sign_ins_refused_total";
 /// Counter. Successful token responses, by `grant_type`
-/// (`authorization_code`, `refresh_token`).
+/// (`authorization_code`, `refresh_token`, `device_code`).
 pub const TOKENS_ISSUED: &str = "bridge_tokens_issued_total";
 /// Histogram, seconds. Calls to Slack, by `call` (`discovery`, `jwks`,
 /// `token`, `userinfo`, `users_info`, `usergroups_list`) and `outcome`
@@ -41,11 +41,15 @@ pub const UPSTREAM_DURATION: &str = "bridge_upstream_request_duration_seconds";
 /// `missing_field`, `discovery`, `id_token`).
 pub const UPSTREAM_ERRORS: &str = "bridge_upstream_errors_total";
 /// Counter. Store calls that failed, by `op` (`put`, `put_new`, `get`, `swap`,
-/// `take`, `delete`, `ping`, `decode`) and `kind` (`unavailable`, `full`,
-/// `corrupt`).
+/// `replace`, `take`, `delete`, `ping`, `index_set`, `index_read`,
+/// `index_remove`, `decode`) and `kind` (`unavailable`, `full`, `corrupt`).
 pub const STORE_ERRORS: &str = "bridge_store_errors_total";
+/// Counter. Calls the bridge made to its store, by `op` (as
+/// [`STORE_ERRORS`]): one round trip each on Redis.
+pub const STORE_CALLS: &str = "bridge_store_calls_total";
 /// Counter. Requests answered 429 by a rate limit, by `endpoint`
-/// (`authorize`, `token`) and `limit` (`address`, `client`).
+/// (`authorize`, `token`, `device_authorization`, `device_verification`)
+/// and `limit` (`address`, `client`).
 pub const RATE_LIMITED: &str = "bridge_rate_limited_total";
 
 /// Counter. Answers about people and workspaces the directory gave, by
@@ -130,6 +134,7 @@ fn describe() {
     );
     describe_counter!(UPSTREAM_ERRORS, "Failed calls to Slack, by call and kind");
     describe_counter!(STORE_ERRORS, "Failed store calls, by operation and kind");
+    describe_counter!(STORE_CALLS, "Store calls (Redis round trips), by operation");
     describe_counter!(
         RATE_LIMITED,
         "Requests refused by a rate limit, by endpoint and limit"
@@ -152,7 +157,7 @@ fn describe() {
     for reason in Refusal::ALL {
         counter!(SIGN_INS_REFUSED, "reason" => reason.as_str()).increment(0);
     }
-    for grant in ["authorization_code", "refresh_token"] {
+    for grant in ["authorization_code", "refresh_token", "device_code"] {
         counter!(TOKENS_ISSUED, "grant_type" => grant).increment(0);
     }
 }
@@ -277,6 +282,10 @@ pub fn slack_event(outcome: &'static str) {
 
 pub fn rate_limited(endpoint: &'static str, limit: &'static str) {
     counter!(RATE_LIMITED, "endpoint" => endpoint, "limit" => limit).increment(1);
+}
+
+pub fn store_call(op: &'static str) {
+    counter!(STORE_CALLS, "op" => op).increment(1);
 }
 
 pub fn store_error(op: &'static str, e: &StoreError) {

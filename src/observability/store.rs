@@ -1,14 +1,13 @@
-//! A [`Store`] wrapper that counts every failed call in
-//! `bridge_store_errors_total`, whatever the backend and whoever called.
-//! Successful calls pass straight through (nothing is recorded on the hot
-//! path).
+//! A [`Store`] wrapper that counts every call in `bridge_store_calls_total`
+//! and every failed one in `bridge_store_errors_total`, whatever the backend
+//! and whoever called (a counter increment per call; nothing is timed).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::metrics::store_error;
+use super::metrics::{store_call, store_error};
 use crate::store::{DynStore, IndexWrite, Namespace, Store, StoreResult};
 
 pub struct MeteredStore {
@@ -22,6 +21,7 @@ impl MeteredStore {
 }
 
 fn counted<T>(op: &'static str, result: StoreResult<T>) -> StoreResult<T> {
+    store_call(op);
     if let Err(e) = &result {
         store_error(op, e);
     }

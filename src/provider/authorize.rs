@@ -176,7 +176,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
             ErrorCode::LoginRequired,
             "the person is not signed in",
         )),
-        Ok(None) => start_upstream_login(req, provider, request, locale).await,
+        Ok(None) => start_upstream_login(req, provider, request, None, locale).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(fail)
@@ -210,7 +210,9 @@ async fn reuse_session(
 }
 
 /// client_id must name a registered client and redirect_uri must be one of
-/// its URIs, compared as exact strings. Neither may be repeated.
+/// its URIs, compared as exact strings (a public client's loopback redirect
+/// URI on any port: RFC 8252 §7.3, `Client::has_redirect_uri`). Neither may
+/// be repeated.
 fn check_client_and_redirect_uri(
     provider: &Provider,
     parsed: &Lenient,
@@ -337,7 +339,8 @@ fn check_id_token_hint(provider: &Provider, params: &Params) -> Result<Option<St
 /// and so is `offline_access` for a client not registered for refresh tokens.
 /// `groups` is understood only with Slack's directory (a bot token);
 /// without it, like any unknown scope, it is ignored (OIDC Core §5.4).
-fn check_scope(
+/// The device authorization endpoint asks the same (`provider::device`).
+pub(crate) fn check_scope(
     params: &Params,
     client: &Client,
     with_groups: bool,
@@ -410,10 +413,12 @@ pub const SEAL_LOGIN: &str = "upstream-state";
 /// 8 KiB; the application's own `state` and `nonce` take most of this.
 const MAX_UPSTREAM_STATE: usize = 6 * 1024;
 
-async fn start_upstream_login(
+/// `device`: the user code of a device sign-in (see `PendingLogin::device`).
+pub(crate) async fn start_upstream_login(
     req: &HttpRequest,
     provider: &Provider,
     request: ClientRequest,
+    device: Option<String>,
     locale: Locale,
 ) -> Result<HttpResponse, OAuthError> {
     let app = app_name(provider, &request.client_id);
@@ -426,6 +431,7 @@ async fn start_upstream_login(
         upstream_pkce_verifier: pkce.as_ref().map(|(v, _)| v.clone()),
         browser_hash: secret_hash(&browser_id),
         expires_at: now() + provider.ttl_login().as_secs() as i64,
+        device,
     };
     // Nothing is stored before the person has authenticated: the pending
     // sign-in travels sealed in Slack's `state`.

@@ -55,6 +55,10 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         );
     }
     let fail = |reason: Refusal, e: OAuthError| {
+        // A device sign-in has no application to send the browser back to.
+        if login.device.is_some() {
+            return super::device::verify::refused(&provider, locale, reason, &e);
+        }
         provider.refuse_sign_in(
             &req,
             reason,
@@ -110,13 +114,8 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         upstream_token,
     } = identity;
     // The application's policy before a session exists: no session for a
-    // deactivated account or a bot. Slack's verified claims are kept for the
-    // refreshes to come meanwhile.
-    let (admitted, ()) = tokio::join!(
-        admitted(&provider, &login.request, &identity),
-        provider.directory.remember_userinfo(&identity),
-    );
-    let admitted = match admitted {
+    // deactivated account or a bot.
+    let admitted = match admitted(&provider, &login.request, &identity).await {
         Ok(admitted) => admitted,
         Err(e) => return fail(Refusal::of(&e), e),
     };
@@ -131,6 +130,13 @@ pub async fn callback(req: HttpRequest, provider: web::Data<Provider>) -> HttpRe
         }
     };
     let request = login.request.clone();
+    if let Some(user_code) = &login.device {
+        // Never approved silently: the person confirms on our page.
+        let mut response =
+            super::device::verify::signed_in(&provider, user_code, &cookie, &session, locale).await;
+        let _ = response.add_cookie(&provider.session_cookie(&cookie));
+        return response;
+    }
     let who = SignedIn {
         cookie: &cookie,
         session,

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::Provider;
 use super::claims::{CLAIMS_SUPPORTED, GROUPS_SCOPE, SUPPORTED_SCOPES};
+use crate::config::DEVICE_CODE_GRANT;
 use crate::keys::Algorithm;
 use crate::web::cached::CachedJson;
 
@@ -28,10 +29,11 @@ pub fn metadata(issuer: &str, algorithms: &[Algorithm], groups: bool) -> CachedJ
         "end_session_endpoint": format!("{issuer}/logout"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "introspection_endpoint": format!("{issuer}/introspect"),
+        "device_authorization_endpoint": format!("{issuer}/device_authorization"),
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": signing_algs,

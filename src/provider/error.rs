@@ -27,6 +27,12 @@ pub enum ErrorCode {
     InvalidGrant,
     UnsupportedGrantType,
     InvalidToken,
+    /// RFC 8628 §3.5: the device code's person has not answered yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled faster than the interval, which grows by 5 s.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code has expired.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -48,6 +54,9 @@ impl ErrorCode {
             ErrorCode::InvalidGrant => "invalid_grant",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod callback;
 pub mod claims;
 pub mod clients;
 pub mod consent;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod grant;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use openidconnect::IssuerUrl;
 
@@ -38,6 +40,7 @@ use crate::store::records::{Records, random_secret};
 use crate::upstream::SlackClient;
 use crate::web::Pages;
 use crate::web::cached::CachedJson;
+use crate::web::cors;
 use crate::web::i18n::Locale;
 use crate::web::pages::{BackLink, ErrorPage};
 use clients::Clients;
@@ -65,6 +68,8 @@ pub struct Provider {
     pub http: reqwest::Client,
     /// Rate limits of the authorization and token endpoints.
     pub limits: Arc<Limits>,
+    /// Rate limits of the device flow's own endpoints (RFC 8628 §5.1).
+    pub device_limits: device::DeviceLimits,
 }
 
 impl Provider {
@@ -166,7 +171,9 @@ impl Provider {
     }
 }
 
-/// Every endpoint; mounted by `crate::serve` under the issuer's path.
+/// Every endpoint; mounted by `crate::serve` under the issuer's path. Token,
+/// userinfo and revocation answer browser applications' cross-origin calls
+/// and preflights (`crate::web::cors`); introspection does not.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/.well-known/openid-configuration",
@@ -176,13 +183,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::get().to(authorize::get))
     .route("/authorize", web::post().to(authorize::post))
     .route("/callback", web::get().to(callback::callback))
-    .route("/token", web::post().to(token::token))
-    .route("/userinfo", web::get().to(userinfo::userinfo))
-    .route("/userinfo", web::post().to(userinfo::userinfo))
+    .service(
+        web::resource("/token")
+            .wrap(from_fn(|req, next| {
+                cors::client_bound(req, next, cors::POST)
+            }))
+            .route(web::post().to(token::token)),
+    )
+    .service(
+        web::resource("/userinfo")
+            .wrap(from_fn(|req, next| {
+                cors::client_bound(req, next, cors::GET_POST)
+            }))
+            .route(web::get().to(userinfo::userinfo))
+            .route(web::post().to(userinfo::userinfo)),
+    )
     .route("/consent", web::post().to(consent::consent))
-    .route("/revoke", web::post().to(revoke::revoke))
+    .service(
+        web::resource("/revoke")
+            .wrap(from_fn(|req, next| {
+                cors::client_bound(req, next, cors::POST)
+            }))
+            .route(web::post().to(revoke::revoke)),
+    )
     .route("/introspect", web::post().to(introspect::introspect))
     .route("/logout", web::get().to(logout::get))
     .route("/logout", web::post().to(logout::post))
-    .route("/logout/confirm", web::post().to(logout::confirmed));
+    .route("/logout/confirm", web::post().to(logout::confirmed))
+    .configure(device::routes);
 }

@@ -35,7 +35,7 @@ use crate::upstream::{SlackIdentity, UpstreamTokens, s256};
 const SEAL_SUCCESSOR: &str = "refresh-successor";
 
 #[derive(Serialize, Deserialize)]
-struct TokenResponse {
+pub(crate) struct TokenResponse {
     access_token: String,
     token_type: String,
     expires_in: u64,
@@ -56,7 +56,16 @@ pub async fn token(
     match handle(&req, &body, &provider).await {
         Ok(response) => response,
         Err(e) => {
-            tracing::info!(error = e.code.as_str(), description = %e.description, "token request refused");
+            // A device polling while the person decides is no refusal worth
+            // a log line at every poll.
+            if matches!(
+                e.code,
+                ErrorCode::AuthorizationPending | ErrorCode::SlowDown
+            ) {
+                tracing::debug!(error = e.code.as_str(), "device code polled");
+            } else {
+                tracing::info!(error = e.code.as_str(), description = %e.description, "token request refused");
+            }
             e.json()
         }
     }
@@ -90,6 +99,11 @@ async fn handle(
                 ErrorCode::UnauthorizedClient,
                 "this client is not registered for refresh tokens",
             ));
+        }
+        Some(crate::config::DEVICE_CODE_GRANT) => {
+            let response = super::device::poll::device_code(provider, &client, &params).await?;
+            metrics::token_issued("device_code");
+            response
         }
         Some(_) => {
             return Err(OAuthError::new(
@@ -132,55 +146,23 @@ async fn authorization_code(
     check_redirect_uri_matches(&grant, params)?;
     check_pkce_verifier(&grant, params)?;
 
-    let wants_refresh = client.allows_refresh && grant.scopes.iter().any(|s| s == "offline_access");
-    let family_life = if wants_refresh {
-        provider.config.tokens.refresh_token_absolute_secs
-    } else {
-        provider.config.tokens.access_token_ttl_secs
+    let redeemed = Redeemed {
+        scopes: &grant.scopes,
+        identity: &grant.identity,
+        auth_time: grant.auth_time,
+        nonce: grant.nonce.as_deref(),
+        sid: grant.sid.as_deref(),
+        issued_at_ms: grant.issued_at_ms,
     };
     let family_id = random_secret();
-    let family = Family {
-        client_id: client.id.clone(),
-        sub: grant.identity.subject(),
-        expires_at: now() + family_life as i64,
-    };
-    let records = &provider.records;
-    let entry = PersonEntry {
-        held: Held::Family,
-        client_id: Some(client.id.clone()),
-        sid: grant.sid.clone(),
-        created_at: now(),
-        last_used_at: now(),
-        expires_at: family.expires_at,
-    };
-    // Both or neither: a family its person's index does not name could not
-    // be ended from Slack.
-    let ((), signed_out_at) = tokio::try_join!(
-        records.put(
-            Namespace::Family,
-            &family_id,
-            &family,
-            Duration::from_secs(family_life),
-        ),
-        records.index_family(&family.sub, &family_id, &entry),
-    )
-    .map_err(|e| OAuthError::unavailable(&e))?;
-    if signed_out_at.is_some_and(|at| at >= grant.issued_at_ms) {
-        tracing::warn!(client_id = %client.id, "code issued before its person was signed out everywhere");
-        records
-            .revoke_family(&family_id)
-            .await
-            .map_err(|e| OAuthError::unavailable(&e))?;
-        return Err(OAuthError::invalid_grant(
-            "the person was signed out after this code was issued",
-        ));
-    }
+    let family = start_family(provider, client, &family_id, &redeemed).await?;
     // Remembered while the family's access tokens can live, so a replay can revoke it.
     let used = UsedCode {
         client_id: client.id.clone(),
         family_id: family_id.clone(),
     };
-    if let Err(e) = records
+    if let Err(e) = provider
+        .records
         .put_used_code(code, &used, provider.ttl_access_token())
         .await
     {
@@ -191,25 +173,126 @@ async fn authorization_code(
         .as_deref()
         .and_then(|sealed| seal::open(code, SEAL_UPSTREAM, sealed))
         .and_then(|t| String::from_utf8(t).ok());
+    issue_first(
+        provider,
+        client,
+        &family_id,
+        &redeemed,
+        &family,
+        upstream_token.as_deref(),
+    )
+    .await
+}
+
+/// What a redeemed grant (an authorization code, or an approved device
+/// code: `provider::device`) carries into the token family it starts.
+pub(crate) struct Redeemed<'a> {
+    pub scopes: &'a [String],
+    pub identity: &'a SlackIdentity,
+    pub auth_time: i64,
+    pub nonce: Option<&'a str>,
+    /// The SSO session's public id.
+    pub sid: Option<&'a str>,
+    /// When the grant was issued (Unix milliseconds).
+    pub issued_at_ms: i64,
+}
+
+/// A token family [`start_family`] just started.
+pub(crate) struct StartedFamily {
+    expires_at: i64,
+    created_at: i64,
+    with_refresh: bool,
+}
+
+/// Starts the token family of a redeemed grant, named in its person's index
+/// (so Slack or an admin can end it); refused when the person was signed
+/// out everywhere after the grant was issued.
+pub(crate) async fn start_family(
+    provider: &Provider,
+    client: &Client,
+    family_id: &str,
+    grant: &Redeemed<'_>,
+) -> Result<StartedFamily, OAuthError> {
+    let wants_refresh = client.allows_refresh && grant.scopes.iter().any(|s| s == "offline_access");
+    let family_life = if wants_refresh {
+        provider.config.tokens.refresh_token_absolute_secs
+    } else {
+        provider.config.tokens.access_token_ttl_secs
+    };
+    let family = Family {
+        client_id: client.id.clone(),
+        sub: grant.identity.subject(),
+        expires_at: now() + family_life as i64,
+    };
+    let records = &provider.records;
+    let entry = PersonEntry {
+        held: Held::Family,
+        client_id: Some(client.id.clone()),
+        sid: grant.sid.map(str::to_string),
+        created_at: now(),
+        last_used_at: now(),
+        expires_at: family.expires_at,
+    };
+    // Both or neither: a family its person's index does not name could not
+    // be ended from Slack.
+    let ((), signed_out_at) = tokio::try_join!(
+        records.put(
+            Namespace::Family,
+            family_id,
+            &family,
+            Duration::from_secs(family_life),
+        ),
+        records.index_family(&family.sub, family_id, &entry),
+    )
+    .map_err(|e| OAuthError::unavailable(&e))?;
+    if signed_out_at.is_some_and(|at| at >= grant.issued_at_ms) {
+        tracing::warn!(client_id = %client.id, "code issued before its person was signed out everywhere");
+        records
+            .revoke_family(family_id)
+            .await
+            .map_err(|e| OAuthError::unavailable(&e))?;
+        return Err(OAuthError::invalid_grant(
+            "the person was signed out after this code was issued",
+        ));
+    }
+    Ok(StartedFamily {
+        expires_at: family.expires_at,
+        created_at: entry.created_at,
+        with_refresh: wants_refresh,
+    })
+}
+
+/// The first tokens of a family [`start_family`] started: what a code
+/// redemption answers (ID token, access token, and a refresh token when
+/// `offline_access` was granted to a client registered for it).
+pub(crate) async fn issue_first(
+    provider: &Provider,
+    client: &Client,
+    family_id: &str,
+    grant: &Redeemed<'_>,
+    family: &StartedFamily,
+    upstream_token: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     issue(
         provider,
         client,
         Issue {
-            scopes: &grant.scopes,
-            refresh_scopes: &grant.scopes,
-            identity: &grant.identity,
+            scopes: grant.scopes,
+            refresh_scopes: grant.scopes,
+            identity: grant.identity,
             auth_time: grant.auth_time,
-            nonce: grant.nonce.as_deref(),
-            sid: grant.sid.as_deref(),
-            family_id: &family_id,
+            nonce: grant.nonce,
+            sid: grant.sid,
+            family_id,
             family_expires_at: family.expires_at,
-            family_created_at: Some(entry.created_at),
-            upstream_token: upstream_token.as_deref(),
-            with_refresh: wants_refresh,
-            // The family was indexed just now; Slack's answer is checked
-            // (from the per-person cache) at the first refresh.
+            family_created_at: Some(family.created_at),
+            upstream_token,
+            with_refresh: family.with_refresh,
+            // The family was indexed just now, and Slack confirmed the
+            // identity when the person signed in there: the first refreshes
+            // within the TTL need not ask again.
             marks: Marks {
-                checked_at: 0,
+                checked_at: grant.auth_time,
                 indexed_at: now(),
             },
         },
@@ -430,7 +513,9 @@ async fn refresh(
         // When the family was last used, for `sessions list`.
         async {
             if index_now {
-                records.index_family(&subject, &grant.family_id, &entry).await
+                records
+                    .index_family(&subject, &grant.family_id, &entry)
+                    .await
             } else {
                 Ok(None)
             }
@@ -551,7 +636,7 @@ async fn checked_identity(
     } else {
         provider
             .directory
-            .userinfo(&grant.identity, upstream)
+            .userinfo(&grant.identity, grant.checked_at, upstream)
             .await?
     };
     let identity = policy::admit(provider, client, &identity, &grant.scopes).await?;

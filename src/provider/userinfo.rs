@@ -21,10 +21,14 @@ pub async fn userinfo(
         Err(why) => return challenge(StatusCode::BAD_REQUEST, Some("invalid_request"), Some(why)),
     };
     match live_access_token(&provider, &token).await {
-        Ok(Some(grant)) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-            .json(claims::userinfo(&grant.identity, &grant.scopes)),
+        Ok(Some(grant)) => {
+            // The token names its client: only that client's origins may
+            // read the claims (CORS, `crate::web::cors`).
+            provider.clients.restrict_cors_to(&grant.client_id, &req);
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(claims::userinfo(&grant.identity, &grant.scopes))
+        }
         Ok(None) => challenge(
             StatusCode::UNAUTHORIZED,
             Some("invalid_token"),

@@ -56,6 +56,11 @@ pub struct PendingLogin {
     pub browser_hash: String,
     /// Unix seconds after which the callback is refused.
     pub expires_at: i64,
+    /// A device sign-in (RFC 8628): the normalized user code the person
+    /// entered; the callback then shows the device confirmation instead of
+    /// redirecting to the application (`request` names no redirect URI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// A consent page waiting for the person's answer.

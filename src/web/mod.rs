@@ -1,7 +1,8 @@
-//! Page rendering in English and French, pre-serialized JSON documents, and
-//! the headers every response carries.
+//! Page rendering in English and French, pre-serialized JSON documents, the
+//! headers every response carries, and CORS for browser applications.
 
 pub mod cached;
+pub mod cors;
 pub mod headers;
 pub mod i18n;
 pub mod pages;

@@ -23,6 +23,15 @@ const TEMPLATES: &[(&str, &str)] = &[
         "logged_out.html",
         include_str!("../../templates/logged_out.html"),
     ),
+    ("device.html", include_str!("../../templates/device.html")),
+    (
+        "device_confirm.html",
+        include_str!("../../templates/device_confirm.html"),
+    ),
+    (
+        "device_done.html",
+        include_str!("../../templates/device_done.html"),
+    ),
     (
         "standin/pick_user.html",
         include_str!("../../templates/standin/pick_user.html"),
@@ -248,6 +257,8 @@ mod tests {
             "params": [{"name": "state", "value": "s"}],
             "users": [{"id": "U1", "name": "Ada", "email": null, "team": "T"}],
             "title": "T", "what": "W", "advice": "A", "error": "invalid_request", "reference": "r",
+            "user_code": "BCDF-GHJK", "message": "M", "code": "BCDF-GHJK",
+            "switch_action": "/device", "heading": "H", "body": "B",
         });
         for (name, _) in TEMPLATES.iter().filter(|(n, _)| *n != "base.html") {
             for locale in [Locale::En, Locale::Fr] {

@@ -2,8 +2,10 @@
 //! clicks through the demo application → the bridge's sign-in page → the
 //! Slack stand-in → the consent page → back at the demo application, which
 //! shows the verified claims; then checks the French error page and signs
-//! out. Screenshots of every page go to `target/screenshots/` (their paths
-//! are printed).
+//! out. A second test signs in through the demo's single-page mode, whose
+//! script redeems the code and calls userinfo from the browser, across
+//! origins (CORS). Screenshots of every page go to `target/screenshots/`
+//! (their paths are printed).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them):
 //! without them the test fails and says so. Everything listens on 127.0.0.1
@@ -185,38 +187,14 @@ login_page = true
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, demo_port)),
         client_id: "demo".into(),
         client_secret: DEMO_SECRET.into(),
+        spa_client_id: "demo-spa".into(),
     })
     .expect("the demo application starts");
     let demo_handle = demo.handle();
     tokio::spawn(demo);
 
     let profile = tempfile::tempdir().unwrap();
-    let webdriver =
-        ChromeDriver::start(&chromedriver, &profile.path().join("chromedriver.log")).await;
-    let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary(chromium.to_str().unwrap()).unwrap();
-    for arg in [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        "--lang=en-US",
-        "--accept-lang=en-US",
-        &format!(
-            "--user-data-dir={}",
-            profile.path().join("chromium").display()
-        ),
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    let driver = WebDriver::new(webdriver.url.as_str(), caps)
-        .await
-        .unwrap_or_else(|e| panic!("chromium does not start under chromedriver: {e}; {INSTALL}"));
+    let (webdriver, driver) = start_chromium(&chromium, &chromedriver, profile.path()).await;
     let shots = Shots {
         dir: screenshot_dir(),
         taken: Vec::new(),
@@ -244,6 +222,37 @@ login_page = true
         let bytes = std::fs::read(shot).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", shot.display());
     }
+}
+
+/// chromedriver, and headless Chromium under it with a profile in `profile`.
+async fn start_chromium(
+    chromium: &Path,
+    chromedriver: &Path,
+    profile: &Path,
+) -> (ChromeDriver, WebDriver) {
+    let webdriver = ChromeDriver::start(chromedriver, &profile.join("chromedriver.log")).await;
+    let mut caps = DesiredCapabilities::chrome();
+    caps.set_binary(chromium.to_str().unwrap()).unwrap();
+    for arg in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--lang=en-US",
+        "--accept-lang=en-US",
+        &format!("--user-data-dir={}", profile.join("chromium").display()),
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    let driver = WebDriver::new(webdriver.url.as_str(), caps)
+        .await
+        .unwrap_or_else(|e| panic!("chromium does not start under chromedriver: {e}; {INSTALL}"));
+    (webdriver, driver)
 }
 
 /// The person's part, run as its own task so that a failed assertion still
@@ -346,5 +355,145 @@ async fn click_through(
         .await?;
     wait_for_heading(&driver, "Votre session est terminée").await;
     shots.take(&driver, "09-signed-out-fr").await;
+    Ok(shots)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_signs_in_to_the_single_page_demo_whose_script_calls_the_bridge_across_origins() {
+    let chromium = program(&["chromium", "chromium-browser"])
+        .unwrap_or_else(|| panic!("chromium is not installed: {INSTALL}"));
+    let chromedriver = program(&["chromedriver"])
+        .unwrap_or_else(|| panic!("chromedriver is not installed: {INSTALL}"));
+
+    // The bridge with the single-page demo registered as in config/dev.toml:
+    // a public client whose only CORS origin comes from its redirect URI.
+    let demo_port = free_port();
+    let demo_origin = format!("http://127.0.0.1:{demo_port}");
+    let bridge = Bridge::start(Setup {
+        extra_toml: format!(
+            r#"
+[[clients]]
+client_id = "demo-spa"
+client_name = "Demo single-page application"
+redirect_uris = ["{demo_origin}/spa/cb"]
+post_logout_redirect_uris = ["{demo_origin}/spa/bye"]
+token_endpoint_auth_method = "none"
+
+[pages]
+login_page = true
+"#
+        ),
+        ..Setup::default()
+    })
+    .await;
+
+    let (_, demo) = demo_app::start(demo_app::Options {
+        issuer: bridge.base.clone(),
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, demo_port)),
+        client_id: "demo".into(),
+        client_secret: DEMO_SECRET.into(),
+        spa_client_id: "demo-spa".into(),
+    })
+    .expect("the demo application starts");
+    let demo_handle = demo.handle();
+    tokio::spawn(demo);
+
+    let profile = tempfile::tempdir().unwrap();
+    let (webdriver, driver) = start_chromium(&chromium, &chromedriver, profile.path()).await;
+    let shots = Shots {
+        dir: screenshot_dir(),
+        taken: Vec::new(),
+    };
+    let flow = tokio::spawn(click_through_the_single_page_demo(
+        driver.clone(),
+        demo_origin,
+        shots,
+    ));
+    let result = flow.await;
+    let _ = driver.quit().await;
+    demo_handle.stop(false).await;
+    drop(webdriver);
+    let shots = match result {
+        Ok(Ok(shots)) => shots,
+        Ok(Err(e)) => panic!("WebDriver: {e}\nthe bridge's log:\n{}", bridge.log()),
+        Err(panic) => {
+            eprintln!("the bridge's log:\n{}", bridge.log());
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    };
+    for shot in &shots.taken {
+        let bytes = std::fs::read(shot).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", shot.display());
+    }
+    // The browser itself called the bridge: the code was redeemed, and the
+    // userinfo call (with its Authorization header) came after a preflight.
+    let metrics = reqwest::get(bridge.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let requests = |route: &str, method: &str, status: &str| {
+        common::metric(
+            &metrics,
+            "bridge_http_requests_total",
+            &[("route", route), ("method", method), ("status", status)],
+        )
+    };
+    assert_eq!(requests("/token", "POST", "200"), 1.0, "{metrics}");
+    assert_eq!(requests("/userinfo", "OPTIONS", "204"), 1.0, "{metrics}");
+    assert_eq!(requests("/userinfo", "GET", "200"), 1.0, "{metrics}");
+}
+
+/// Sign-in through the single-page mode: every call after the redirect back
+/// is the page's own fetch to the bridge (token, JWKS, userinfo).
+async fn click_through_the_single_page_demo(
+    driver: WebDriver,
+    demo_origin: String,
+    mut shots: Shots,
+) -> WebDriverResult<Shots> {
+    driver.goto(format!("{demo_origin}/spa")).await?;
+    wait_for_heading(&driver, "Single-page demo").await;
+    shots.take(&driver, "10-spa-home").await;
+
+    // The script builds the authorize URL (state, nonce, S256 challenge).
+    driver.find(By::Id("sign-in")).await?.click().await?;
+    wait_for_heading(&driver, "Sign in to Demo single-page application").await;
+    driver
+        .find(By::LinkText("Sign in with Slack"))
+        .await?
+        .click()
+        .await?;
+    wait_for_heading(&driver, "Sign in with Slack").await;
+    driver
+        .find(By::Css("button[value='U0000000001']"))
+        .await?
+        .click()
+        .await?;
+
+    // Back at /spa/cb: the script checks state and iss, POSTs the code and
+    // verifier to the token endpoint, verifies the ID token with WebCrypto,
+    // calls userinfo with the access token and shows what it says.
+    wait_for_heading(&driver, "Signed in").await;
+    assert_eq!(text_of(&driver, "#claim-name").await, "Ada Lovelace");
+    assert_eq!(text_of(&driver, "#claim-email").await, "ada@example.com");
+    assert_eq!(
+        text_of(&driver, "#claim-team").await,
+        "Example Workspace (T0000000001)"
+    );
+    assert!(!text_of(&driver, "#claim-sub").await.is_empty());
+    // The code left the address bar at once.
+    let url = driver.current_url().await?;
+    assert_eq!(url.path(), "/spa", "{url}");
+    assert_eq!(url.query(), None, "{url}");
+    shots.take(&driver, "11-spa-signed-in").await;
+    shots.take_phone(&driver, "11-spa-signed-in-phone").await;
+
+    // Sign out: RP-initiated logout with the ID token as hint, back to the
+    // registered /spa/bye.
+    driver.find(By::Id("sign-out")).await?.click().await?;
+    wait_for_heading(&driver, "Signed out").await;
+    assert_eq!(driver.current_url().await?.path(), "/spa/bye");
+    shots.take(&driver, "12-spa-signed-out").await;
     Ok(shots)
 }
