@@ -1,5 +1,5 @@
 # Everyday commands. `make help` lists them.
-.PHONY: help run test lint fmt check-config bench
+.PHONY: help run test lint fmt check-config bench profile
 
 help:
 	@echo "make run           run the bridge locally (config/dev.toml, built-in Slack stand-in)"
@@ -8,6 +8,7 @@ help:
 	@echo "make fmt           format the code"
 	@echo "make check-config  validate config/dev.toml and config/bridge.example.toml"
 	@echo "make bench         load benchmark (3 s per scenario) and criterion micro-benchmarks"
+	@echo "make profile       where the bridge's CPU goes during sign-ins on Redis (perf)"
 
 run:
 	cargo run -- serve --config config/dev.toml
@@ -32,3 +33,8 @@ BENCH_DURATION ?= 3
 bench:
 	cargo bench --bench load -- --duration $(BENCH_DURATION)
 	cargo bench --bench hot_paths
+
+# perf's flat profile of the bridge during the sign-in scenario on Redis;
+# `scripts/profile.sh refresh` for refresh grants.
+profile:
+	./scripts/profile.sh sign-in redis 15

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use openidconnect::core::{
-    CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
     CoreProviderMetadata,
 };
 use openidconnect::{
@@ -24,6 +24,10 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::UpstreamError;
+use super::jwk::SlackJwk;
+
+/// Slack's JWKS, checked with aws-lc-rs (see `jwk`).
+type SlackJwks = openidconnect::JsonWebKeySet<SlackJwk>;
 use crate::config::UpstreamConfig;
 use crate::observability::metrics::{self, UpstreamCall};
 
@@ -56,7 +60,7 @@ struct Endpoints {
 }
 
 struct JwksCache {
-    keys: CoreJsonWebKeySet,
+    keys: SlackJwks,
     fetched_at: Option<Instant>,
 }
 
@@ -164,7 +168,7 @@ impl SlackClient {
             redirect_uri,
             endpoints: Mutex::new(None),
             jwks: Mutex::new(JwksCache {
-                keys: CoreJsonWebKeySet::new(Vec::new()),
+                keys: SlackJwks::new(Vec::new()),
                 fetched_at: None,
             }),
         })
@@ -402,7 +406,7 @@ impl SlackClient {
         &self,
         token: &SlackIdToken,
         endpoints: &Endpoints,
-        keys: CoreJsonWebKeySet,
+        keys: SlackJwks,
         expected_nonce: &str,
         access_token: &str,
     ) -> Result<Map<String, Value>, Retry> {
@@ -453,10 +457,7 @@ impl SlackClient {
         }
     }
 
-    async fn current_jwks(
-        &self,
-        endpoints: &Endpoints,
-    ) -> Result<CoreJsonWebKeySet, UpstreamError> {
+    async fn current_jwks(&self, endpoints: &Endpoints) -> Result<SlackJwks, UpstreamError> {
         {
             let cache = self.jwks.lock().await;
             if cache.fetched_at.is_some() {
@@ -472,7 +473,7 @@ impl SlackClient {
         &self,
         endpoints: &Endpoints,
         force: bool,
-    ) -> Result<CoreJsonWebKeySet, UpstreamError> {
+    ) -> Result<SlackJwks, UpstreamError> {
         let mut cache = self.jwks.lock().await;
         let cooldown = Duration::from_secs(self.config.jwks_refetch_cooldown_secs);
         if !force && cache.fetched_at.is_some_and(|t| t.elapsed() < cooldown) {
@@ -480,7 +481,7 @@ impl SlackClient {
         }
         let client = self.openid_http();
         let keys = metrics::upstream(UpstreamCall::Jwks, async {
-            CoreJsonWebKeySet::fetch_async(&endpoints.jwks_uri, &client)
+            SlackJwks::fetch_async(&endpoints.jwks_uri, &client)
                 .await
                 .map_err(|e| match e {
                     openidconnect::DiscoveryError::Request(inner) => inner,

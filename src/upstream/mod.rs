@@ -5,6 +5,7 @@
 mod client;
 mod error;
 pub mod identity;
+mod jwk;
 pub mod standin;
 
 pub use client::{SlackClient, SlackTokens, UpstreamTokens, s256};
