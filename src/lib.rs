@@ -8,6 +8,7 @@ pub mod config;
 pub mod directory;
 pub mod events;
 pub mod health;
+pub mod identity;
 pub mod keys;
 pub mod limits;
 pub mod observability;

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::provider::error::{Cause, ErrorCode, OAuthError};
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
@@ -228,28 +227,15 @@ impl Refusal {
     }
 
     /// The reason an error stands for when the call site does not know better.
-    pub fn of(e: &OAuthError) -> Refusal {
-        match e.cause {
-            Cause::StoreFull => return Refusal::StoreFull,
-            Cause::StoreUnavailable => return Refusal::StoreUnavailable,
-            Cause::Upstream => return Refusal::UpstreamError,
-            Cause::Policy => return Refusal::NotAdmitted,
-            Cause::Request => {}
-        }
-        match e.code {
-            ErrorCode::LoginRequired
-            | ErrorCode::InteractionRequired
-            | ErrorCode::ConsentRequired => Refusal::InteractionRequired,
-            ErrorCode::InvalidRequest
-            | ErrorCode::UnauthorizedClient
-            | ErrorCode::UnsupportedResponseType
-            | ErrorCode::InvalidScope
-            | ErrorCode::RequestNotSupported
-            | ErrorCode::RequestUriNotSupported
-            | ErrorCode::InvalidClient => Refusal::InvalidRequest,
-            _ => Refusal::Other,
-        }
+    pub fn of(e: &impl RefusalReason) -> Refusal {
+        e.refusal()
     }
+}
+
+/// An error that stands for a reason a sign-in was refused: the endpoints'
+/// error type says which (this module knows nothing of it).
+pub trait RefusalReason {
+    fn refusal(&self) -> Refusal;
 }
 
 pub fn sign_in_refused(reason: Refusal) {
@@ -373,18 +359,6 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Refusal::ALL.len());
-    }
-
-    #[test]
-    fn store_and_upstream_causes_win_over_the_error_code() {
-        let e = OAuthError::unavailable(&StoreError::Full);
-        assert_eq!(Refusal::of(&e), Refusal::StoreFull);
-        let e = OAuthError::unavailable(&StoreError::Unavailable("down".into()));
-        assert_eq!(Refusal::of(&e), Refusal::StoreUnavailable);
-        let e = OAuthError::invalid_request("x");
-        assert_eq!(Refusal::of(&e), Refusal::InvalidRequest);
-        let e = OAuthError::new(ErrorCode::LoginRequired, "x");
-        assert_eq!(Refusal::of(&e), Refusal::InteractionRequired);
     }
 
     #[test]

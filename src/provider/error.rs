@@ -6,6 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::observability::metrics::{Refusal, RefusalReason};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +74,31 @@ pub enum Cause {
     Upstream,
     /// Slack's answer about the person (or the application's policy) said no.
     Policy,
+}
+
+impl RefusalReason for OAuthError {
+    fn refusal(&self) -> Refusal {
+        match self.cause {
+            Cause::StoreFull => return Refusal::StoreFull,
+            Cause::StoreUnavailable => return Refusal::StoreUnavailable,
+            Cause::Upstream => return Refusal::UpstreamError,
+            Cause::Policy => return Refusal::NotAdmitted,
+            Cause::Request => {}
+        }
+        match self.code {
+            ErrorCode::LoginRequired
+            | ErrorCode::InteractionRequired
+            | ErrorCode::ConsentRequired => Refusal::InteractionRequired,
+            ErrorCode::InvalidRequest
+            | ErrorCode::UnauthorizedClient
+            | ErrorCode::UnsupportedResponseType
+            | ErrorCode::InvalidScope
+            | ErrorCode::RequestNotSupported
+            | ErrorCode::RequestUriNotSupported
+            | ErrorCode::InvalidClient => Refusal::InvalidRequest,
+            _ => Refusal::Other,
+        }
+    }
 }
 
 /// An error code with a description safe to send anywhere.
@@ -229,6 +255,18 @@ pub fn redirect_with(base: &str, params: &[(&str, Option<&str>)]) -> HttpRespons
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_and_upstream_causes_win_over_the_error_code() {
+        let e = OAuthError::unavailable(&StoreError::Full);
+        assert_eq!(Refusal::of(&e), Refusal::StoreFull);
+        let e = OAuthError::unavailable(&StoreError::Unavailable("down".into()));
+        assert_eq!(Refusal::of(&e), Refusal::StoreUnavailable);
+        let e = OAuthError::invalid_request("x");
+        assert_eq!(Refusal::of(&e), Refusal::InvalidRequest);
+        let e = OAuthError::new(ErrorCode::LoginRequired, "x");
+        assert_eq!(Refusal::of(&e), Refusal::InteractionRequired);
+    }
 
     #[test]
     fn descriptions_drop_characters_rfc6749_forbids() {

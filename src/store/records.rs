@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{DynStore, Namespace, StoreError, StoreResult};
-use crate::upstream::SlackIdentity;
+use crate::identity::SlackIdentity;
 
 /// A fresh random value (256 bits), base64url: codes, tokens, states, cookies.
 pub fn random_secret() -> String {

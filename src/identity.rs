@@ -1,4 +1,6 @@
-//! Who Slack says the person is, after verification.
+//! Who Slack says the person is, after verification: shared by the face
+//! toward Slack (which builds it), the store (which keeps it) and the
+//! endpoints (which turn it into claims).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
