@@ -5,6 +5,7 @@
 //! (access tokens, each rotated refresh token) dies with the family. A
 //! replayed code or a reused refresh token revokes its family.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -76,12 +77,10 @@ async fn handle(
     body: &[u8],
     provider: &Provider,
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form_params(req, body)?;
-    let client = provider.clients.authenticate(req, &params)?;
-    // After authentication, so nobody can spend another client's budget.
-    if let Err(limited) = provider.limits.check_client(Endpoint::Token, &client.id) {
-        return Ok(limited.json());
-    }
+    let (params, client) = match authenticated_client(req, body, provider)? {
+        Ok(authenticated) => authenticated,
+        Err(limited) => return Ok(limited),
+    };
     let response = match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
         Some("authorization_code") => {
@@ -120,6 +119,22 @@ fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpRespo
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"));
     builder
+}
+
+/// A back-channel request's form and the client it authenticates, counted
+/// against that client's token-endpoint limit: after authentication, so
+/// nobody can spend another client's budget. `Ok(Err(answer))`: over it.
+pub(crate) fn authenticated_client(
+    req: &HttpRequest,
+    body: &[u8],
+    provider: &Provider,
+) -> Result<Result<(Params, Arc<Client>), HttpResponse>, OAuthError> {
+    let params = form_params(req, body)?;
+    let client = provider.clients.authenticate(req, &params)?;
+    if let Err(limited) = provider.limits.check_client(Endpoint::Token, &client.id) {
+        return Ok(Err(limited.json()));
+    }
+    Ok(Ok((params, client)))
 }
 
 /// The body of a back-channel request: form-encoded, UTF-8, no repeats.

@@ -15,7 +15,7 @@ use crate::provider::authorize::check_scope;
 use crate::provider::clients::Client;
 use crate::provider::error::{ErrorCode, OAuthError};
 use crate::provider::session::now;
-use crate::provider::token::form_params;
+use crate::provider::token::authenticated_client;
 use crate::store::records::{random_secret, secret_hash};
 
 /// A fresh user code is drawn again when it collides with a live one (about
@@ -54,12 +54,10 @@ async fn handle(
     body: &[u8],
     provider: &Provider,
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form_params(req, body)?;
-    let client = provider.clients.authenticate(req, &params)?;
-    // After authentication, so nobody can spend another client's budget.
-    if let Err(limited) = provider.limits.check_client(Endpoint::Token, &client.id) {
-        return Ok(limited.json());
-    }
+    let (params, client) = match authenticated_client(req, body, provider)? {
+        Ok(authenticated) => authenticated,
+        Err(limited) => return Ok(limited),
+    };
     check_client_allows_device_code(provider, &client)?;
     let scopes = check_scope(&params, &client, provider.directory.is_enabled())?;
     // Counted only now: a refused request stores nothing.
