@@ -427,6 +427,19 @@ pub struct ClientConfig {
     /// `redirect_uris`, which are allowed without being listed.
     #[serde(default)]
     pub allowed_cors_origins: Vec<String>,
+    /// `opaque` (default): a random access token; `jwt`: an RFC 9068 JWT
+    /// access token, signed like the client's ID tokens, still revocable.
+    #[serde(default)]
+    pub access_token_format: AccessTokenFormat,
+}
+
+/// How a client's access tokens are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormat {
+    #[default]
+    Opaque,
+    Jwt,
 }
 
 fn default_grant_types() -> Vec<String> {

@@ -37,6 +37,8 @@ pub struct Client {
     pub allowed_groups: Vec<String>,
     /// Overrides `upstream.allow_guests`.
     pub allow_guests: Option<bool>,
+    /// Access tokens are RFC 9068 JWTs (`access_token_format = "jwt"`).
+    pub jwt_access_tokens: bool,
     /// Origins whose scripts may read this client's answers (CORS).
     pub cors_origins: Arc<Origins>,
 }
@@ -70,6 +72,7 @@ impl Client {
             allowed_team_ids: c.allowed_team_ids.clone(),
             allowed_groups: c.allowed_groups.clone(),
             allow_guests: c.allow_guests,
+            jwt_access_tokens: c.access_token_format == crate::config::AccessTokenFormat::Jwt,
             cors_origins: Arc::new(cors_origins(c)),
         }
     }
@@ -336,6 +339,7 @@ mod tests {
             allowed_groups: vec![],
             allow_guests: None,
             allowed_cors_origins: vec![],
+            access_token_format: Default::default(),
         };
         let public = ClientConfig {
             client_id: "spa".into(),
@@ -447,6 +451,7 @@ mod tests {
             allowed_groups: vec![],
             allow_guests: None,
             allowed_cors_origins: vec![],
+            access_token_format: Default::default(),
         }
     }
 

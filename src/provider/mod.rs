@@ -1,6 +1,7 @@
 //! The face toward applications: one file per endpoint, each a list of small
 //! named checks in the order of the specification.
 
+pub mod access_token;
 pub mod authorize;
 pub mod backchannel;
 pub mod callback;

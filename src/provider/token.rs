@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::Provider;
+use super::access_token;
 use super::claims::{IdTokenRequest, sign_id_token};
 use super::clients::Client;
 use super::error::{ErrorCode, OAuthError};
@@ -695,13 +696,36 @@ async fn issue(
     client: &Client,
     issue: Issue<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    let access_token = random_secret();
     let keys = provider.keys.current();
     let alg = provider.config.id_token_alg(&client.id);
     let key = keys.signer_for(alg).ok_or_else(|| {
         tracing::error!(%alg, "no active signing key for the client's algorithm");
         OAuthError::new(ErrorCode::ServerError, "the ID token could not be signed")
     })?;
+    let ttl = provider.ttl_access_token();
+    let issued_at = now();
+    let access_token = if client.jwt_access_tokens {
+        access_token::sign(
+            key,
+            &access_token::AccessTokenClaims {
+                issuer: &provider.issuer,
+                client_id: &client.id,
+                subject: &issue.identity.subject(),
+                scopes: issue.scopes,
+                issued_at,
+                expires_at: issued_at + ttl.as_secs() as i64,
+            },
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "access token signing failed");
+            OAuthError::new(
+                ErrorCode::ServerError,
+                "the access token could not be signed",
+            )
+        })?
+    } else {
+        random_secret()
+    };
     let id_token = sign_id_token(
         key,
         issue.identity,
@@ -722,8 +746,6 @@ async fn issue(
         tracing::error!(error = %e, "ID token signing failed");
         OAuthError::new(ErrorCode::ServerError, "the ID token could not be signed")
     })?;
-    let ttl = provider.ttl_access_token();
-    let issued_at = now();
     let access = AccessGrant {
         client_id: client.id.clone(),
         scopes: issue.scopes.to_vec(),

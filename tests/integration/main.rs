@@ -14,6 +14,7 @@ mod device_flow;
 mod directory;
 mod hostile_input;
 mod instances;
+mod jwt_access_tokens;
 mod keys;
 mod limits;
 mod logout;
