@@ -75,7 +75,7 @@ fn signing(c: &mut Criterion) {
 }
 
 fn documents(c: &mut Criterion) {
-    let discovery = discovery::metadata(ISSUER, &Algorithm::ALL, true);
+    let discovery = discovery::metadata(ISSUER, &Algorithm::ALL, true, false);
     let keys: Vec<_> = Algorithm::ALL
         .iter()
         .map(|&alg| SigningKey::generate(alg).unwrap().0.public_jwk())

@@ -40,6 +40,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub pages: PagesConfig,
+    /// Every application must push its authorization requests first
+    /// (RFC 9126 PAR); discovery says so.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
 }
@@ -431,6 +435,10 @@ pub struct ClientConfig {
     /// access token, signed like the client's ID tokens, still revocable.
     #[serde(default)]
     pub access_token_format: AccessTokenFormat,
+    /// This application's authorization requests must be pushed first
+    /// (RFC 9126 PAR): a plain one is refused.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// How a client's access tokens are made.

@@ -98,6 +98,7 @@ pub fn build_provider(
             &issuer,
             &config.keys.algorithms,
             directory.is_enabled(),
+            config.require_pushed_authorization_requests,
         ),
         issuer,
         issuer_url,

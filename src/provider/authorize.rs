@@ -13,6 +13,7 @@ use super::claims::{GROUPS_SCOPE, SUPPORTED_SCOPES};
 use super::clients::Client;
 use super::error::{Cause, ErrorCode, OAuthError};
 use super::grant::{SignedIn, app_name, complete, needs_consent};
+use super::par;
 
 use super::params::{Lenient, Params, is_form};
 use super::session::now;
@@ -76,6 +77,25 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         .get("ui_locales")
         .and_then(Locale::from_ui_locales);
     let locale = Locale::for_request(req, ui_locale.map(Locale::tag));
+    // A pushed request (RFC 9126) stands in for the query's parameters.
+    let (parsed, pushed) = match par::resolve(provider, parsed).await {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            metrics::sign_in_refused(Refusal::of(&e));
+            let status = if e.code == ErrorCode::TemporarilyUnavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return provider.error_page_in(
+                locale,
+                None,
+                status,
+                "This sign-in link is not valid",
+                &e,
+            );
+        }
+    };
     let (client, redirect_uri) = match check_client_and_redirect_uri(provider, &parsed) {
         Ok(v) => v,
         Err(e) => {
@@ -109,33 +129,17 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         )
     };
 
-    if let Some(problem) = parsed.problem.clone() {
-        return fail(problem);
+    if !pushed && (client.require_par || provider.config.require_pushed_authorization_requests) {
+        return fail(OAuthError::invalid_request(
+            "this application must push its authorization requests first (PAR)",
+        ));
     }
-    let checks = [
-        check_no_request_object,
-        check_response_type,
-        check_response_mode,
-    ];
-    for check in checks {
-        if let Err(e) = check(params) {
-            return fail(e);
-        }
-    }
-    let mut rules = match check_prompt(params).and_then(|r| check_max_age(params, r)) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    rules.hint_sub = match check_id_token_hint(provider, params) {
-        Ok(sub) => sub,
-        Err(e) => return fail(e),
-    };
-    let scopes = match check_scope(params, &client, provider.directory.is_enabled()) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let code_challenge = match check_pkce(params, &client) {
-        Ok(c) => c,
+    let Checked {
+        rules,
+        scopes,
+        code_challenge,
+    } = match check_request(provider, &client, &parsed) {
+        Ok(checked) => checked,
         Err(e) => return fail(e),
     };
     let request = ClientRequest {
@@ -209,11 +213,49 @@ async fn reuse_session(
     Ok((!too_old && !other_user).then_some((cookie, session)))
 }
 
+/// What the checks of an authorization request yield.
+pub(crate) struct Checked {
+    rules: SessionRules,
+    pub scopes: Vec<String>,
+    pub code_challenge: Option<String>,
+}
+
+/// Every check after the client and its redirect URI, in the order of the
+/// specification; shared with the pushed authorization request endpoint
+/// (RFC 9126 §2.1: a pushed request is checked as an authorization request).
+pub(crate) fn check_request(
+    provider: &Provider,
+    client: &Client,
+    parsed: &Lenient,
+) -> Result<Checked, OAuthError> {
+    if let Some(problem) = parsed.problem.clone() {
+        return Err(problem);
+    }
+    let params = &parsed.params;
+    let checks = [
+        check_no_request_object,
+        check_response_type,
+        check_response_mode,
+    ];
+    for check in checks {
+        check(params)?;
+    }
+    let mut rules = check_prompt(params).and_then(|r| check_max_age(params, r))?;
+    rules.hint_sub = check_id_token_hint(provider, params)?;
+    let scopes = check_scope(params, client, provider.directory.is_enabled())?;
+    let code_challenge = check_pkce(params, client)?;
+    Ok(Checked {
+        rules,
+        scopes,
+        code_challenge,
+    })
+}
+
 /// client_id must name a registered client and redirect_uri must be one of
 /// its URIs, compared as exact strings (a public client's loopback redirect
 /// URI on any port: RFC 8252 §7.3, `Client::has_redirect_uri`). Neither may
 /// be repeated.
-fn check_client_and_redirect_uri(
+pub(crate) fn check_client_and_redirect_uri(
     provider: &Provider,
     parsed: &Lenient,
 ) -> Result<(Arc<Client>, String), OAuthError> {

@@ -39,6 +39,8 @@ pub struct Client {
     pub allow_guests: Option<bool>,
     /// Access tokens are RFC 9068 JWTs (`access_token_format = "jwt"`).
     pub jwt_access_tokens: bool,
+    /// Authorization requests must be pushed first (RFC 9126).
+    pub require_par: bool,
     /// Origins whose scripts may read this client's answers (CORS).
     pub cors_origins: Arc<Origins>,
 }
@@ -73,6 +75,7 @@ impl Client {
             allowed_groups: c.allowed_groups.clone(),
             allow_guests: c.allow_guests,
             jwt_access_tokens: c.access_token_format == crate::config::AccessTokenFormat::Jwt,
+            require_par: c.require_pushed_authorization_requests,
             cors_origins: Arc::new(cors_origins(c)),
         }
     }
@@ -340,6 +343,7 @@ mod tests {
             allow_guests: None,
             allowed_cors_origins: vec![],
             access_token_format: Default::default(),
+            require_pushed_authorization_requests: false,
         };
         let public = ClientConfig {
             client_id: "spa".into(),
@@ -452,6 +456,7 @@ mod tests {
             allow_guests: None,
             allowed_cors_origins: vec![],
             access_token_format: Default::default(),
+            require_pushed_authorization_requests: false,
         }
     }
 

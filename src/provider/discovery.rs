@@ -12,7 +12,13 @@ use crate::web::cached::CachedJson;
 
 /// `algorithms`: those with signing keys (`keys.algorithms`); `groups`:
 /// Slack's directory is configured, so the `groups` scope and claim exist.
-pub fn metadata(issuer: &str, algorithms: &[Algorithm], groups: bool) -> CachedJson {
+/// `par_required`: every application must push its requests (RFC 9126).
+pub fn metadata(
+    issuer: &str,
+    algorithms: &[Algorithm],
+    groups: bool,
+    par_required: bool,
+) -> CachedJson {
     let signing_algs: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
     let mut scopes = SUPPORTED_SCOPES.to_vec();
     let mut claims = CLAIMS_SUPPORTED.to_vec();
@@ -23,6 +29,8 @@ pub fn metadata(issuer: &str, algorithms: &[Algorithm], groups: bool) -> CachedJ
     let doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/par"),
+        "require_pushed_authorization_requests": par_required,
         "token_endpoint": format!("{issuer}/token"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
         "jwks_uri": format!("{issuer}/jwks"),

@@ -14,6 +14,7 @@ pub mod error;
 pub mod grant;
 pub mod introspect;
 pub mod logout;
+pub mod par;
 pub mod params;
 pub mod policy;
 pub mod revoke;
@@ -183,6 +184,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/jwks", web::get().to(discovery::jwks))
     .route("/authorize", web::get().to(authorize::get))
     .route("/authorize", web::post().to(authorize::post))
+    .route("/par", web::post().to(par::push))
     .route("/callback", web::get().to(callback::callback))
     .service(
         web::resource("/token")

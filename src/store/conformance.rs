@@ -21,7 +21,7 @@ const SHORT: Duration = Duration::from_secs(1);
 const PAST_SHORT: Duration = Duration::from_millis(1200);
 const CONCURRENT_TAKES: usize = 32;
 
-const ALL_NAMESPACES: [Namespace; 16] = [
+const ALL_NAMESPACES: [Namespace; 17] = [
     Namespace::Login,
     Namespace::Code,
     Namespace::UsedCode,
@@ -35,6 +35,7 @@ const ALL_NAMESPACES: [Namespace; 16] = [
     Namespace::Directory,
     Namespace::Backoff,
     Namespace::Event,
+    Namespace::PushedRequest,
     Namespace::DeviceCode,
     Namespace::UserCode,
     Namespace::DevicePoll,

@@ -51,6 +51,9 @@ pub enum Namespace {
     Backoff,
     /// A Slack event already handled, keyed by its `event_id`.
     Event,
+    /// A pushed authorization request (RFC 9126), keyed by the hash of its
+    /// `request_uri`.
+    PushedRequest,
     /// A device authorization (RFC 8628) and the answer given to it, keyed
     /// by the hash of its device code.
     DeviceCode,
@@ -78,6 +81,7 @@ impl Namespace {
             Namespace::Directory => "dir",
             Namespace::Backoff => "backoff",
             Namespace::Event => "event",
+            Namespace::PushedRequest => "par",
             Namespace::DeviceCode => "device",
             Namespace::UserCode => "usercode",
             Namespace::DevicePoll => "devicepoll",
