@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{Records, Session, secret_hash};
+use super::records::{Records, Session, encode, secret_hash};
 use super::{Namespace, StoreResult};
 
 /// What one index member stands for.
@@ -94,7 +94,7 @@ impl Records {
         member: &str,
         entry: &PersonEntry,
     ) -> StoreResult<Option<Vec<u8>>> {
-        let value = serde_json::to_vec(entry).expect("entries serialize");
+        let value = encode(entry);
         let written = self
             .store()
             .index_set(

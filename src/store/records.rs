@@ -226,11 +226,13 @@ pub struct Records {
     store: DynStore,
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+/// A record as stored (JSON).
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records serialize")
 }
 
-fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> StoreResult<Option<T>> {
+/// A stored record read back; what does not decode is `Corrupt`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> StoreResult<Option<T>> {
     bytes
         .map(|b| serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
         .transpose()

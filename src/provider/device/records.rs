@@ -12,12 +12,11 @@
 
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::super::session::now;
-use crate::store::records::Records;
-use crate::store::{Namespace, StoreError, StoreResult};
+use crate::store::records::{Records, decode, encode};
+use crate::store::{Namespace, StoreResult};
 use crate::upstream::SlackIdentity;
 
 /// Records outlive their expiry by this much, so that a late poll is told
@@ -91,16 +90,6 @@ pub struct PollRecord {
 /// The TTL that keeps a record until `expires_at` and the tail after it.
 pub fn ttl(expires_at: i64) -> Duration {
     Duration::from_secs((expires_at + EXPIRED_TAIL_SECS - now()).max(1) as u64)
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("records serialize")
-}
-
-fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> StoreResult<Option<T>> {
-    bytes
-        .map(|b| serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
 }
 
 /// The device flow's typed operations; `key`s are already hashes.
