@@ -9,6 +9,7 @@ pub mod directory;
 pub mod events;
 pub mod health;
 pub mod identity;
+pub mod jose;
 pub mod keys;
 pub mod limits;
 pub mod observability;
@@ -87,6 +88,7 @@ pub fn build_provider(
     // Every store error is counted, whoever made the call.
     let records = Records::new(observability::MeteredStore::wrap(store));
     let directory = Directory::new(slack.clone(), records.clone(), &config.upstream);
+    let http = provider::client_auth::keys::http_client().context("HTTP client")?;
     let base_path = url::Url::parse(&issuer)
         .context("issuer")?
         .path()
@@ -102,7 +104,7 @@ pub fn build_provider(
         ),
         issuer,
         issuer_url,
-        clients: Clients::from_config(&config.clients),
+        clients: Clients::from_config(&config.clients, config.pairwise_salt.as_deref()),
         records,
         directory,
         limits: Arc::new(Limits::from_config(&config.limits)),
@@ -117,11 +119,8 @@ pub fn build_provider(
             "bridge_browser"
         },
         secure_cookies,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("slack-oidc-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("HTTP client")?,
+        client_keys: provider::client_auth::keys::KeyCache::new(http.clone()),
+        http,
         config,
     })
 }
@@ -166,6 +165,7 @@ pub async fn start_standin(config: &Config) -> anyhow::Result<Option<StandinHand
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let _standin = start_standin(&config).await?;
+    provider::subject::check_sectors(&config, &provider::client_auth::keys::http_client()?).await?;
     let store = build_store(&config)?;
     let keys = Arc::new(KeyStore::open(keys::Policy::from_config(&config))?);
     // Follow rotations by the CLI or another instance: poll, SIGHUP, and the

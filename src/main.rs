@@ -153,6 +153,13 @@ fn serve(path: &Path) -> anyhow::Result<()> {
 
 fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = load(path)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(slack_oidc_bridge::provider::subject::check_sectors(
+            &config,
+            &slack_oidc_bridge::provider::client_auth::keys::http_client()?,
+        ))?;
     let key_path = KeyFile::path_in(&config.keys.dir);
     if key_path.exists() {
         let missing = KeyFile::load(&key_path)?.missing_algorithms(&config.keys.algorithms);

@@ -65,6 +65,14 @@ pub const SIGNED_OUT_EVERYWHERE: &str = "bridge_signed_out_everywhere_total";
 /// Counter. Slack events received, by `outcome` (`handled`, `duplicate`,
 /// `ignored`, `bad_signature`, `failed`).
 pub const SLACK_EVENTS: &str = "bridge_slack_events_total";
+/// Counter. Fetches of a client's `jwks_uri` (private_key_jwt), by
+/// `client_id` and `outcome` (`ok`, `failed`: the cached keys, if any
+/// younger than their bound, stood in; `refused`: none could).
+pub const CLIENT_KEY_FETCHES: &str = "bridge_client_key_fetches_total";
+/// Counter. DPoP proofs checked (RFC 9449), by `outcome` (`ok`, `invalid`,
+/// `replayed`, `nonce`: a nonce was asked for, `missing`: a bound token or a
+/// client registered for DPoP came without one).
+pub const DPOP_PROOFS: &str = "bridge_dpop_proofs_total";
 
 /// Latency buckets (seconds) shared by both histograms: from a cached answer
 /// (~1 ms) to a Slack call at its timeout.
@@ -151,6 +159,11 @@ fn describe() {
         "People signed out of every session and token family, by trigger"
     );
     describe_counter!(SLACK_EVENTS, "Slack events received, by outcome");
+    describe_counter!(
+        CLIENT_KEY_FETCHES,
+        "Fetches of clients' jwks_uri, by client and outcome"
+    );
+    describe_counter!(DPOP_PROOFS, "DPoP proofs checked, by outcome");
     // Known series start at zero, so `rate()` and alerts see them from the
     // first scrape on.
     for reason in Refusal::ALL {
@@ -264,6 +277,15 @@ pub fn signed_out_everywhere(trigger: &'static str) {
 
 pub fn slack_event(outcome: &'static str) {
     counter!(SLACK_EVENTS, "outcome" => outcome).increment(1);
+}
+
+pub fn client_key_fetch(client_id: &str, outcome: &'static str) {
+    counter!(CLIENT_KEY_FETCHES, "client_id" => client_id.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+pub fn dpop_proof(outcome: &'static str) {
+    counter!(DPOP_PROOFS, "outcome" => outcome).increment(1);
 }
 
 pub fn rate_limited(endpoint: &'static str, limit: &'static str) {

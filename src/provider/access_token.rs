@@ -19,6 +19,8 @@ pub struct AccessTokenClaims<'a> {
     pub scopes: &'a [String],
     pub issued_at: i64,
     pub expires_at: i64,
+    /// A DPoP-bound token's key thumbprint: `cnf.jkt` (RFC 9449 §6.1).
+    pub jkt: Option<&'a str>,
 }
 
 /// Signs the access token with the key of the client's algorithm. `aud`
@@ -26,7 +28,7 @@ pub struct AccessTokenClaims<'a> {
 /// the application (or its API) is what the token is for.
 pub fn sign(key: &SigningKey, claims: &AccessTokenClaims<'_>) -> Result<String, String> {
     let header = json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": "at+jwt"});
-    let body = json!({
+    let mut body = json!({
         "iss": claims.issuer,
         "sub": claims.subject,
         "aud": claims.client_id,
@@ -36,6 +38,9 @@ pub fn sign(key: &SigningKey, claims: &AccessTokenClaims<'_>) -> Result<String, 
         "jti": random_secret(),
         "scope": claims.scopes.join(" "),
     });
+    if let Some(jkt) = claims.jkt {
+        body["cnf"] = json!({ "jkt": jkt });
+    }
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|e| e.to_string())?),
@@ -63,6 +68,7 @@ mod tests {
                 scopes: &scopes,
                 issued_at: 1_000,
                 expires_at: 4_600,
+                jkt: None,
             },
         )
         .unwrap();
@@ -88,6 +94,7 @@ mod tests {
                 scopes: &scopes,
                 issued_at: 1_000,
                 expires_at: 4_600,
+                jkt: None,
             },
         )
         .unwrap();

@@ -154,7 +154,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
             .is_some_and(|p| p.split(' ').any(|v| v == "consent")),
         ui_locale: ui_locale.map(|l| l.tag().to_string()),
     };
-    let result = match reuse_session(req, provider, &rules).await {
+    let result = match reuse_session(req, provider, &client, &rules).await {
         Ok(Some((cookie, session))) => {
             if rules.none
                 && needs_consent(provider, &request, &session.identity)
@@ -187,10 +187,12 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
 }
 
 /// The browser's session, when it may answer this request without Slack:
-/// no `prompt=login`, not older than `max_age`, and the user the hint names.
+/// no `prompt=login`, not older than `max_age`, and the user the hint names
+/// (its `sub` is as this client knows the person: public or pairwise).
 async fn reuse_session(
     req: &HttpRequest,
     provider: &Provider,
+    client: &Client,
     rules: &SessionRules,
 ) -> Result<Option<(String, Session)>, OAuthError> {
     if rules.login {
@@ -209,7 +211,7 @@ async fn reuse_session(
     let other_user = rules
         .hint_sub
         .as_ref()
-        .is_some_and(|sub| *sub != session.identity.subject());
+        .is_some_and(|sub| *sub != client.subject(&session.identity));
     Ok((!too_old && !other_user).then_some((cookie, session)))
 }
 

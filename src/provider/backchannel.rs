@@ -61,7 +61,8 @@ pub fn notify(provider: &Provider, session: &Session) -> Vec<JoinHandle<bool>> {
 }
 
 /// Sends one logout token to one client, if it registered a
-/// `backchannel_logout_uri`, in the background with bounded retries.
+/// `backchannel_logout_uri`, in the background with bounded retries. `sub`
+/// is the person's public subject; the token carries the client's own.
 pub fn notify_client(
     provider: &Provider,
     client_id: &str,
@@ -76,7 +77,8 @@ pub fn notify_client(
         tracing::error!(client_id, "no signing key for the client's algorithm");
         return None;
     };
-    let token = match logout_token(key, &provider.issuer, client_id, sub, sid) {
+    let sub = client.subject_of(sub);
+    let token = match logout_token(key, &provider.issuer, client_id, &sub, sid) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "logout token signing failed");

@@ -96,10 +96,10 @@ fn namespaced(identity: &SlackIdentity, scopes: &[String]) -> SlackNamespaced {
     }
 }
 
-/// The userinfo response body.
-pub fn userinfo(identity: &SlackIdentity, scopes: &[String]) -> Map<String, Value> {
+/// The userinfo response body; `subject` is the client's `sub` for the person.
+pub fn userinfo(identity: &SlackIdentity, subject: &str, scopes: &[String]) -> Map<String, Value> {
     let mut map = Map::new();
-    map.insert("sub".into(), json!(identity.subject()));
+    map.insert("sub".into(), json!(subject));
     if has(scopes, "email") {
         insert(&mut map, "email", identity.email.as_deref());
         if identity.email.is_some() {
@@ -132,6 +132,8 @@ fn insert(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
 pub struct IdTokenRequest<'a> {
     pub issuer: &'a IssuerUrl,
     pub client_id: &'a str,
+    /// The client's `sub` for the person (public or pairwise).
+    pub subject: &'a str,
     pub scopes: &'a [String],
     pub nonce: Option<&'a str>,
     pub auth_time: i64,
@@ -148,7 +150,7 @@ pub fn sign_id_token(
 ) -> Result<String, String> {
     let now = Utc::now();
     let mut standard =
-        StandardClaims::<CoreGenderClaim>::new(SubjectIdentifier::new(identity.subject()));
+        StandardClaims::<CoreGenderClaim>::new(SubjectIdentifier::new(request.subject.to_string()));
     if has(request.scopes, "email") && identity.email.is_some() {
         standard = standard
             .set_email(identity.email.clone().map(EndUserEmail::new))

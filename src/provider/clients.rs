@@ -1,23 +1,20 @@
-//! The client registry (from the config file) and client authentication at
-//! the token endpoint (RFC 6749 §2.3): secrets are compared as SHA-256 digests
-//! in constant time, and a client must use the method it registered. Also
-//! which redirect URIs a client may use (exact strings, and for native apps
+//! The client registry (from the config file): what each application
+//! registered, how its secret is checked (`super::client_auth` authenticates),
+//! its subjects (`super::subject`), which redirect URIs it may use (exact strings, and for native apps
 //! the loopback port rule of RFC 8252 §7.3) and which origins its scripts
 //! may call from (CORS, `crate::web::cors`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest};
 use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
-use crate::config::{ClientConfig, TokenEndpointAuthMethod};
+use super::client_auth::keys::ClientKeys;
+use super::subject::Pairwise;
+use crate::config::{ClientConfig, SubjectType, TokenEndpointAuthMethod};
+use crate::identity::SlackIdentity;
 use crate::web::cors::{self, AnyClient, OfClient, Origins};
 
 pub struct Client {
@@ -43,6 +40,14 @@ pub struct Client {
     pub require_par: bool,
     /// Origins whose scripts may read this client's answers (CORS).
     pub cors_origins: Arc<Origins>,
+    /// Pairwise subjects (OIDC Core §8.1): the sector and its key.
+    pub pairwise: Option<Pairwise>,
+    /// With `private_key_jwt`: where the client's public keys are.
+    pub keys: Option<ClientKeys>,
+    /// With `private_key_jwt`: the one algorithm its assertions may use.
+    pub assertion_alg: Option<jsonwebtoken::Algorithm>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_required: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -54,7 +59,7 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    fn from_config(c: &ClientConfig) -> Client {
+    fn from_config(c: &ClientConfig, pairwise_salt: Option<&str>) -> Client {
         let secret_sha256 = match (&c.client_secret, &c.client_secret_sha256) {
             (Some(secret), _) => Some(sha256(secret.as_bytes())),
             (None, Some(hex)) => Some(parse_hex32(hex)),
@@ -77,6 +82,32 @@ impl Client {
             jwt_access_tokens: c.access_token_format == crate::config::AccessTokenFormat::Jwt,
             require_par: c.require_pushed_authorization_requests,
             cors_origins: Arc::new(cors_origins(c)),
+            pairwise: match (c.subject_type, pairwise_salt, crate::config::sector_of(c)) {
+                (SubjectType::Pairwise, Some(salt), Some(sector)) => {
+                    Some(Pairwise::new(&sector, salt))
+                }
+                _ => None,
+            },
+            keys: ClientKeys::from_config(c.jwks.as_ref(), c.jwks_uri.as_deref()),
+            assertion_alg: c
+                .token_endpoint_auth_signing_alg
+                .as_deref()
+                .and_then(crate::jose::algorithm),
+            dpop_required: c.dpop_bound_access_tokens,
+        }
+    }
+
+    /// The `sub` this client knows the person by (OIDC Core §8): in ID
+    /// tokens, userinfo, logout tokens, introspection and access tokens.
+    pub fn subject(&self, identity: &SlackIdentity) -> String {
+        self.subject_of(&identity.subject())
+    }
+
+    /// [`Client::subject`] of the person whose public subject is `public`.
+    pub fn subject_of(&self, public: &str) -> String {
+        match &self.pairwise {
+            Some(pairwise) => pairwise.subject_of(public),
+            None => public.to_string(),
         }
     }
 
@@ -103,7 +134,7 @@ impl Client {
             .insert(OfClient(self.cors_origins.clone()));
     }
 
-    fn secret_matches(&self, presented: &str) -> bool {
+    pub(super) fn secret_matches(&self, presented: &str) -> bool {
         match &self.secret_sha256 {
             Some(expected) => bool::from(sha256(presented.as_bytes()).ct_eq(expected)),
             None => false,
@@ -192,10 +223,14 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn from_config(configs: &[ClientConfig]) -> Clients {
+    /// From the validated config: a pairwise client has its salt there.
+    pub fn from_config(configs: &[ClientConfig], pairwise_salt: Option<&str>) -> Clients {
         let by_id: HashMap<String, Arc<Client>> = configs
             .iter()
-            .map(|c| (c.client_id.clone(), Arc::new(Client::from_config(c))))
+            .map(|c| {
+                let client = Client::from_config(c, pairwise_salt);
+                (c.client_id.clone(), Arc::new(client))
+            })
             .collect();
         let mut any = Origins::default();
         for client in by_id.values() {
@@ -231,180 +266,11 @@ impl Clients {
     pub fn get(&self, id: &str) -> Option<Arc<Client>> {
         self.by_id.get(id).cloned()
     }
-
-    /// Authenticates the client of a token-endpoint request. On success the
-    /// answer becomes CORS-readable only from that client's origins.
-    pub fn authenticate(
-        &self,
-        req: &HttpRequest,
-        params: &Params,
-    ) -> Result<Arc<Client>, OAuthError> {
-        let basic = basic_credentials(req)?;
-        let body_id = params.get("client_id");
-        let body_secret = params.get("client_secret");
-        let invalid = |why: &str| OAuthError::new(ErrorCode::InvalidClient, why);
-
-        let (id, secret, method) = match (basic, body_secret) {
-            (Some(_), Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "use one client authentication method, not two",
-                ));
-            }
-            (Some((id, secret)), None) => {
-                if body_id.is_some_and(|b| b != id) {
-                    return Err(OAuthError::invalid_request(
-                        "client_id differs from the authenticated client",
-                    ));
-                }
-                (id, Some(secret), TokenEndpointAuthMethod::ClientSecretBasic)
-            }
-            (None, Some(secret)) => {
-                let id =
-                    body_id.ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
-                (
-                    id.to_string(),
-                    Some(secret.to_string()),
-                    TokenEndpointAuthMethod::ClientSecretPost,
-                )
-            }
-            (None, None) => {
-                let id = body_id.ok_or_else(|| invalid("client authentication is required"))?;
-                (id.to_string(), None, TokenEndpointAuthMethod::None)
-            }
-        };
-        let client = self
-            .get(&id)
-            .ok_or_else(|| invalid("client authentication failed"))?;
-        if client.auth_method != method {
-            return Err(invalid(&format!(
-                "this client is registered for token_endpoint_auth_method {}",
-                client.auth_method.as_str()
-            )));
-        }
-        if let Some(secret) = secret
-            && !client.secret_matches(&secret)
-        {
-            return Err(invalid("client authentication failed"));
-        }
-        client.restrict_cors_to(req);
-        Ok(client)
-    }
-}
-
-/// `Authorization: Basic` credentials; both parts are form-urlencoded before
-/// base64 (RFC 6749 §2.3.1).
-fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let bad = || OAuthError::new(ErrorCode::InvalidClient, "malformed Basic credentials");
-    let value = value.to_str().map_err(|_| bad())?;
-    let Some((scheme, encoded)) = value.split_once(' ') else {
-        return Err(bad());
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidClient,
-            "only Basic client authentication is supported",
-        ));
-    }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| -> Result<String, OAuthError> {
-        let spaced = s.replace('+', " ");
-        String::from_utf8(percent_encoding::percent_decode_str(&spaced).collect())
-            .map_err(|_| bad())
-    };
-    Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
-
-    fn clients() -> Clients {
-        let confidential = ClientConfig {
-            client_id: "app".into(),
-            client_name: None,
-            client_secret: Some("s3cret:with%chars-0123456789abcdef".into()),
-            client_secret_sha256: None,
-            redirect_uris: vec!["https://app.example/cb".into()],
-            post_logout_redirect_uris: vec![],
-            token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
-            id_token_signed_response_alg: "RS256".into(),
-            grant_types: vec!["authorization_code".into()],
-            require_consent: false,
-            backchannel_logout_uri: None,
-            backchannel_logout_session_required: false,
-            allowed_team_ids: vec![],
-            allowed_groups: vec![],
-            allow_guests: None,
-            allowed_cors_origins: vec![],
-            access_token_format: Default::default(),
-            require_pushed_authorization_requests: false,
-        };
-        let public = ClientConfig {
-            client_id: "spa".into(),
-            client_secret: None,
-            token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-            ..confidential.clone()
-        };
-        Clients::from_config(&[confidential, public])
-    }
-
-    fn basic(id: &str, secret: &str) -> String {
-        let enc = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-        };
-        format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
-        )
-    }
-
-    #[test]
-    fn basic_auth_with_urlencoded_secret_succeeds() {
-        let req = TestRequest::default()
-            .insert_header((
-                "Authorization",
-                basic("app", "s3cret:with%chars-0123456789abcdef"),
-            ))
-            .to_http_request();
-        assert_eq!(
-            clients().authenticate(&req, &Params::default()).unwrap().id,
-            "app"
-        );
-    }
-
-    #[test]
-    fn a_wrong_secret_is_invalid_client() {
-        let req = TestRequest::default()
-            .insert_header(("Authorization", basic("app", "nope")))
-            .to_http_request();
-        let e = clients()
-            .authenticate(&req, &Params::default())
-            .unwrap_err();
-        assert_eq!(e.code, ErrorCode::InvalidClient);
-    }
-
-    #[test]
-    fn a_client_must_use_its_registered_method() {
-        let req = TestRequest::default().to_http_request();
-        let params =
-            Params::parse("client_id=app&client_secret=s3cret%3Awith%25chars-0123456789abcdef")
-                .unwrap();
-        let e = clients().authenticate(&req, &params).unwrap_err();
-        assert_eq!(e.code, ErrorCode::InvalidClient);
-    }
-
-    #[test]
-    fn a_public_client_authenticates_by_id_alone() {
-        let req = TestRequest::default().to_http_request();
-        let params = Params::parse("client_id=spa").unwrap();
-        assert_eq!(clients().authenticate(&req, &params).unwrap().id, "spa");
-    }
 
     /// A public client (native application) and a confidential one, both
     /// registered with the same loopback and other redirect URIs.
@@ -423,14 +289,17 @@ mod tests {
             ],
             ..base_config()
         };
-        let clients = Clients::from_config(&[
-            config("native", TokenEndpointAuthMethod::None, None),
-            config(
-                "server",
-                TokenEndpointAuthMethod::ClientSecretBasic,
-                Some("0123456789abcdef0123456789abcdef"),
-            ),
-        ]);
+        let clients = Clients::from_config(
+            &[
+                config("native", TokenEndpointAuthMethod::None, None),
+                config(
+                    "server",
+                    TokenEndpointAuthMethod::ClientSecretBasic,
+                    Some("0123456789abcdef0123456789abcdef"),
+                ),
+            ],
+            None,
+        );
         (
             clients.get("native").unwrap(),
             clients.get("server").unwrap(),
@@ -439,24 +308,8 @@ mod tests {
 
     fn base_config() -> ClientConfig {
         ClientConfig {
-            client_id: "x".into(),
-            client_name: None,
-            client_secret: None,
-            client_secret_sha256: None,
             redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-            id_token_signed_response_alg: "RS256".into(),
-            grant_types: vec!["authorization_code".into()],
-            require_consent: false,
-            backchannel_logout_uri: None,
-            backchannel_logout_session_required: false,
-            allowed_team_ids: vec![],
-            allowed_groups: vec![],
-            allow_guests: None,
-            allowed_cors_origins: vec![],
-            access_token_format: Default::default(),
-            require_pushed_authorization_requests: false,
+            ..ClientConfig::for_tests("x")
         }
     }
 
@@ -572,7 +425,7 @@ mod tests {
             allowed_cors_origins: vec!["https://cdn.example:8443".into()],
             ..base_config()
         };
-        let clients = Clients::from_config(&[spa]);
+        let clients = Clients::from_config(&[spa], None);
         let spa = clients.get("spa").unwrap();
         assert!(spa.cors_origins.allows("https://spa.example"));
         assert!(spa.cors_origins.allows("https://cdn.example:8443"));
@@ -592,7 +445,7 @@ mod tests {
             redirect_uris: vec!["https://b.example/cb".into()],
             ..base_config()
         };
-        let clients = Clients::from_config(&[a, b]);
+        let clients = Clients::from_config(&[a, b], None);
         let any = clients.any_cors_origin();
         assert!(any.0.allows("https://a.example"));
         assert!(any.0.allows("https://b.example"));
@@ -607,8 +460,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pairwise_client_knows_people_by_its_sector_s_subject() {
+        let salt = "a-salt-of-at-least-thirty-two-characters";
+        let pairwise = |id: &str, redirect: &str| ClientConfig {
+            subject_type: SubjectType::Pairwise,
+            redirect_uris: vec![redirect.into()],
+            ..ClientConfig::for_tests(id)
+        };
+        let clients = Clients::from_config(
+            &[
+                pairwise("a", "https://one.example/cb"),
+                pairwise("b", "https://one.example/other"),
+                pairwise("c", "https://two.example/cb"),
+                ClientConfig::for_tests("public"),
+            ],
+            Some(salt),
+        );
+        let person = "T1:U1";
+        let sub = |id: &str| clients.get(id).unwrap().subject_of(person);
+        assert_eq!(sub("a"), sub("b"), "one sector, one subject");
+        assert_ne!(sub("a"), sub("c"));
+        assert_eq!(sub("public"), person);
+    }
+
+    #[test]
     fn redirect_uris_match_exactly() {
-        let c = clients().get("app").unwrap();
+        let app = ClientConfig {
+            token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+            client_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            ..ClientConfig::for_tests("app")
+        };
+        let c = Clients::from_config(&[app], None).get("app").unwrap();
         assert!(c.has_redirect_uri("https://app.example/cb"));
         for near in [
             "https://app.example/cb/",

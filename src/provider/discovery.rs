@@ -7,8 +7,17 @@ use serde_json::json;
 use super::Provider;
 use super::claims::{CLAIMS_SUPPORTED, GROUPS_SCOPE, SUPPORTED_SCOPES};
 use crate::config::DEVICE_CODE_GRANT;
+use crate::jose;
 use crate::keys::Algorithm;
 use crate::web::cached::CachedJson;
+
+/// Client authentication at every back-channel endpoint (`super::client_auth`).
+const AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 
 /// `algorithms`: those with signing keys (`keys.algorithms`); `groups`:
 /// Slack's directory is configured, so the `groups` scope and claim exist.
@@ -43,11 +52,15 @@ pub fn metadata(
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": signing_algs,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": jose::ALGORITHMS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": jose::ALGORITHMS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": jose::ALGORITHMS,
+        "dpop_signing_alg_values_supported": jose::ALGORITHMS,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "code_challenge_methods_supported": ["S256"],

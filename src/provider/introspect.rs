@@ -32,7 +32,7 @@ async fn handle(
     provider: &Provider,
 ) -> Result<serde_json::Value, OAuthError> {
     let params = form_params(req, body)?;
-    let client = provider.clients.authenticate(req, &params)?;
+    let client = super::client_auth::authenticate(provider, req, &params, "introspect").await?;
     let token = params.require("token")?;
     let unavailable = |e| OAuthError::unavailable(&e);
     let inactive = json!({"active": false});
@@ -44,17 +44,22 @@ async fn handle(
         if access.client_id != client.id {
             return Ok(inactive);
         }
-        return Ok(json!({
+        let mut answer = json!({
             "active": true,
-            "token_type": "Bearer",
+            "token_type": if access.jkt.is_some() { "DPoP" } else { "Bearer" },
             "scope": access.scopes.join(" "),
             "client_id": access.client_id,
-            "sub": access.identity.subject(),
+            "sub": client.subject(&access.identity),
             "aud": access.client_id,
             "iss": provider.issuer,
             "exp": access.expires_at,
             "iat": access.issued_at,
-        }));
+        });
+        // RFC 9449 §6.2: the key the token is bound to.
+        if let Some(jkt) = &access.jkt {
+            answer["cnf"] = json!({ "jkt": jkt });
+        }
+        return Ok(answer);
     }
     let refresh: Option<RefreshRecord> = provider
         .records
@@ -71,17 +76,21 @@ async fn handle(
             .map_err(unavailable)?
     {
         let idle = provider.config.tokens.refresh_token_idle_secs as i64;
-        return Ok(json!({
+        let mut answer = json!({
             "active": true,
             "token_type": "refresh_token",
             "scope": grant.scopes.join(" "),
             "client_id": grant.client_id,
-            "sub": grant.identity.subject(),
+            "sub": client.subject(&grant.identity),
             "aud": grant.client_id,
             "iss": provider.issuer,
             "exp": (grant.issued_at + idle).min(grant.family_expires_at),
             "iat": grant.issued_at,
-        }));
+        });
+        if let Some(jkt) = &grant.jkt {
+            answer["cnf"] = json!({ "jkt": jkt });
+        }
+        return Ok(answer);
     }
     Ok(inactive)
 }

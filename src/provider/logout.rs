@@ -15,7 +15,7 @@ use super::error::{OAuthError, redirect_with};
 use super::params::Params;
 use super::token::form_params;
 use crate::store::Namespace;
-use crate::store::records::{PendingLogout, random_secret, secret_hash};
+use crate::store::records::{PendingLogout, Session, random_secret, secret_hash};
 use crate::web::i18n::Locale;
 use crate::web::pages::Frame;
 
@@ -108,8 +108,15 @@ async fn end_session(req: &HttpRequest, provider: &Provider, params: &Params) ->
     let Some(hint) = hint else {
         return confirm(provider, locale, session.map(|(c, _)| c)).await;
     };
+    // The hint's `sub` is its client's: public or pairwise.
+    let hinted_person = |s: &Session| {
+        provider
+            .clients
+            .get(&hint.client_id)
+            .is_some_and(|c| c.subject(&s.identity) == hint.sub)
+    };
     if let Some((_, s)) = &session
-        && s.identity.subject() != hint.sub
+        && !hinted_person(s)
     {
         // The hint names someone else: let the person decide.
         return confirm(provider, locale, session.map(|(c, _)| c)).await;

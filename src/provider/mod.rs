@@ -6,10 +6,12 @@ pub mod authorize;
 pub mod backchannel;
 pub mod callback;
 pub mod claims;
+pub mod client_auth;
 pub mod clients;
 pub mod consent;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod grant;
 pub mod introspect;
@@ -20,6 +22,7 @@ pub mod policy;
 pub mod revoke;
 pub mod session;
 pub mod signout;
+pub mod subject;
 pub mod token;
 pub mod userinfo;
 
@@ -72,6 +75,8 @@ pub struct Provider {
     pub limits: Arc<Limits>,
     /// Rate limits of the device flow's own endpoints (RFC 8628 §5.1).
     pub device_limits: device::DeviceLimits,
+    /// The fetched public keys of `private_key_jwt` clients.
+    pub client_keys: client_auth::keys::KeyCache,
 }
 
 impl Provider {

@@ -59,7 +59,7 @@ async fn handle(
     body: &[u8],
     provider: &Provider,
 ) -> Result<HttpResponse, OAuthError> {
-    let (params, client) = match authenticated_client(req, body, provider)? {
+    let (params, client) = match authenticated_client(req, body, provider, "par").await? {
         Ok(authenticated) => authenticated,
         Err(limited) => return Ok(limited),
     };

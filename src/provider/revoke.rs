@@ -26,7 +26,7 @@ pub async fn revoke(
 
 async fn handle(req: &HttpRequest, body: &[u8], provider: &Provider) -> Result<(), OAuthError> {
     let params = form_params(req, body)?;
-    let client = provider.clients.authenticate(req, &params)?;
+    let client = super::client_auth::authenticate(provider, req, &params, "revoke").await?;
     let token = params.require("token")?;
     let unavailable = |e| OAuthError::unavailable(&e);
     let records = &provider.records;

@@ -16,7 +16,9 @@ use subtle::ConstantTimeEq;
 use super::Provider;
 use super::access_token;
 use super::claims::{IdTokenRequest, sign_id_token};
+use super::client_auth;
 use super::clients::Client;
+use super::dpop;
 use super::error::{ErrorCode, OAuthError};
 use super::grant::SEAL_UPSTREAM;
 use super::params::{Params, is_form};
@@ -55,7 +57,7 @@ pub async fn token(
     if let Err(limited) = provider.limits.check_address(Endpoint::Token, &req) {
         return limited.json();
     }
-    match handle(&req, &body, &provider).await {
+    let answer = match handle(&req, &body, &provider).await {
         Ok(response) => response,
         Err(e) => {
             // A device polling while the person decides is no refusal worth
@@ -70,7 +72,8 @@ pub async fn token(
             }
             e.json()
         }
-    }
+    };
+    dpop::with_nonce(&provider, answer)
 }
 
 async fn handle(
@@ -78,19 +81,21 @@ async fn handle(
     body: &[u8],
     provider: &Provider,
 ) -> Result<HttpResponse, OAuthError> {
-    let (params, client) = match authenticated_client(req, body, provider)? {
+    let (params, client) = match authenticated_client(req, body, provider, "token").await? {
         Ok(authenticated) => authenticated,
         Err(limited) => return Ok(limited),
     };
+    let proof = check_dpop_proof(provider, req, &client).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let response = match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
         Some("authorization_code") => {
-            let response = authorization_code(provider, &client, &params).await?;
+            let response = authorization_code(provider, &client, &params, jkt).await?;
             metrics::token_issued("authorization_code");
             response
         }
         Some("refresh_token") if client.allows_refresh => {
-            let response = refresh(provider, &client, &params).await?;
+            let response = refresh(provider, &client, &params, jkt).await?;
             metrics::token_issued("refresh_token");
             response
         }
@@ -101,7 +106,8 @@ async fn handle(
             ));
         }
         Some(crate::config::DEVICE_CODE_GRANT) => {
-            let response = super::device::poll::device_code(provider, &client, &params).await?;
+            let response =
+                super::device::poll::device_code(provider, &client, &params, jkt).await?;
             metrics::token_issued("device_code");
             response
         }
@@ -115,6 +121,25 @@ async fn handle(
     Ok(no_store(HttpResponse::Ok()).json(response))
 }
 
+/// RFC 9449 §5: a token request may carry a DPoP proof, and must when the
+/// client registered `dpop_bound_access_tokens`.
+async fn check_dpop_proof(
+    provider: &Provider,
+    req: &HttpRequest,
+    client: &Client,
+) -> Result<Option<dpop::Proof>, OAuthError> {
+    let proof = dpop::check(provider, req, "token", None)
+        .await
+        .map_err(|r| r.oauth())?;
+    if proof.is_none() && client.dpop_required {
+        crate::observability::metrics::dpop_proof("missing");
+        return Err(OAuthError::invalid_request(
+            "this client must send a DPoP proof (dpop_bound_access_tokens)",
+        ));
+    }
+    Ok(proof)
+}
+
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     builder
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -125,13 +150,15 @@ fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpRespo
 /// A back-channel request's form and the client it authenticates, counted
 /// against that client's token-endpoint limit: after authentication, so
 /// nobody can spend another client's budget. `Ok(Err(answer))`: over it.
-pub(crate) fn authenticated_client(
+/// `endpoint`: the path under the issuer (an assertion may name its URL).
+pub(crate) async fn authenticated_client(
     req: &HttpRequest,
     body: &[u8],
     provider: &Provider,
+    endpoint: &str,
 ) -> Result<Result<(Params, Arc<Client>), HttpResponse>, OAuthError> {
     let params = form_params(req, body)?;
-    let client = provider.clients.authenticate(req, &params)?;
+    let client = client_auth::authenticate(provider, req, &params, endpoint).await?;
     if let Err(limited) = provider.limits.check_client(Endpoint::Token, &client.id) {
         return Ok(Err(limited.json()));
     }
@@ -155,6 +182,7 @@ async fn authorization_code(
     provider: &Provider,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = params.require("code")?;
     let grant = consume_code(provider, code).await?;
@@ -196,6 +224,7 @@ async fn authorization_code(
         &redeemed,
         &family,
         upstream_token.as_deref(),
+        jkt,
     )
     .await
 }
@@ -288,6 +317,7 @@ pub(crate) async fn issue_first(
     grant: &Redeemed<'_>,
     family: &StartedFamily,
     upstream_token: Option<&str>,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     issue(
         provider,
@@ -303,6 +333,7 @@ pub(crate) async fn issue_first(
             family_expires_at: family.expires_at,
             family_created_at: Some(family.created_at),
             upstream_token,
+            jkt,
             with_refresh: family.with_refresh,
             // The family was indexed just now, and Slack confirmed the
             // identity when the person signed in there: the first refreshes
@@ -394,6 +425,7 @@ async fn refresh(
     provider: &Provider,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let token = params.require("refresh_token")?;
     let records = &provider.records;
@@ -424,6 +456,7 @@ async fn refresh(
     }
     // Checked before the token is spent: a bad request, or Slack not
     // answering, must not burn it.
+    check_refresh_binding(&grant, jkt)?;
     let scopes = narrowed_scopes(params, &grant.scopes)?;
     let upstream = grant
         .upstream_token
@@ -522,6 +555,7 @@ async fn refresh(
                 family_expires_at: grant.family_expires_at,
                 family_created_at: grant.family_created_at,
                 upstream_token: upstream_text.as_deref(),
+                jkt,
                 with_refresh: true,
                 marks,
             },
@@ -659,6 +693,21 @@ async fn checked_identity(
     Ok((identity, checked_at, renewed.or(kept)))
 }
 
+/// RFC 9449 §5: a refresh token bound to a key (a public client's, issued
+/// with a proof) is only good with a proof by that key.
+fn check_refresh_binding(grant: &RefreshGrant, jkt: Option<&str>) -> Result<(), OAuthError> {
+    match (&grant.jkt, jkt) {
+        (Some(bound), Some(presented)) if bound == presented => Ok(()),
+        (Some(_), Some(_)) => Err(OAuthError::invalid_grant(
+            "the refresh token is bound to another DPoP key",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_grant(
+            "the refresh token is DPoP-bound: send a proof by its key",
+        )),
+        (None, _) => Ok(()),
+    }
+}
+
 fn refresh_ttl(provider: &Provider, family_expires_at: i64) -> Duration {
     let left = (family_expires_at - now()).max(1) as u64;
     Duration::from_secs(provider.config.tokens.refresh_token_idle_secs.min(left))
@@ -687,6 +736,8 @@ struct Issue<'a> {
     family_expires_at: i64,
     family_created_at: Option<i64>,
     upstream_token: Option<&'a str>,
+    /// The thumbprint of the DPoP key the tokens are bound to (RFC 9449).
+    jkt: Option<&'a str>,
     with_refresh: bool,
     marks: Marks,
 }
@@ -704,16 +755,18 @@ async fn issue(
     })?;
     let ttl = provider.ttl_access_token();
     let issued_at = now();
+    let subject = client.subject(issue.identity);
     let access_token = if client.jwt_access_tokens {
         access_token::sign(
             key,
             &access_token::AccessTokenClaims {
                 issuer: &provider.issuer,
                 client_id: &client.id,
-                subject: &issue.identity.subject(),
+                subject: &subject,
                 scopes: issue.scopes,
                 issued_at,
                 expires_at: issued_at + ttl.as_secs() as i64,
+                jkt: issue.jkt,
             },
         )
         .map_err(|e| {
@@ -732,6 +785,7 @@ async fn issue(
         &IdTokenRequest {
             issuer: &provider.issuer_url,
             client_id: &client.id,
+            subject: &subject,
             scopes: issue.scopes,
             nonce: issue.nonce,
             auth_time: issue.auth_time,
@@ -754,6 +808,7 @@ async fn issue(
         issued_at,
         family_id: issue.family_id.to_string(),
         kid: key.kid().to_string(),
+        jkt: issue.jkt.map(str::to_string),
     };
     let records = &provider.records;
     let refresh = issue.with_refresh.then(|| {
@@ -774,6 +829,9 @@ async fn issue(
                 .map(|t| seal::seal(&token, SEAL_UPSTREAM, t.as_bytes())),
             checked_at: issue.marks.checked_at,
             indexed_at: issue.marks.indexed_at,
+            // A confidential client's refresh token is bound by its client
+            // authentication already (RFC 9449 §5).
+            jkt: issue.jkt.filter(|_| client.is_public()).map(str::to_string),
         };
         (token, RefreshRecord::Live(Box::new(grant)))
     });
@@ -802,7 +860,12 @@ async fn issue(
     let refresh_token = refresh.map(|(token, _)| token);
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer".into(),
+        token_type: if issue.jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+        .into(),
         expires_in: ttl.as_secs(),
         scope: issue.scopes.join(" "),
         id_token,

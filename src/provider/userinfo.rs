@@ -1,46 +1,135 @@
-//! The UserInfo endpoint (OIDC Core §5.3, RFC 6750): the token comes in the
-//! Authorization header or, for POST, in the form body, never both.
+//! The UserInfo endpoint (OIDC Core §5.3, RFC 6750, RFC 9449 §7): the token
+//! comes in the Authorization header or, for POST, in the form body, never
+//! both. A DPoP-bound token comes only as `Authorization: DPoP` with a proof
+//! by its key; a bound token presented as a bearer token is refused.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::Provider;
 use super::claims;
+use super::dpop;
 use super::params::{Params, is_form};
-use crate::store::StoreResult;
 use crate::store::records::AccessGrant;
+use crate::store::{StoreError, StoreResult};
 
 pub async fn userinfo(
     req: HttpRequest,
     body: web::Bytes,
     provider: web::Data<Provider>,
 ) -> HttpResponse {
-    let token = match bearer_token(&req, &body) {
-        Ok(Some(token)) => token,
-        Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None, None),
-        Err(why) => return challenge(StatusCode::BAD_REQUEST, Some("invalid_request"), Some(why)),
-    };
-    match live_access_token(&provider, &token).await {
-        Ok(Some(grant)) => {
-            // The token names its client: only that client's origins may
-            // read the claims (CORS, `crate::web::cors`).
-            provider.clients.restrict_cors_to(&grant.client_id, &req);
-            HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(claims::userinfo(&grant.identity, &grant.scopes))
+    let presented = match presented_token(&req, &body) {
+        Ok(Some(presented)) => presented,
+        Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None),
+        Err(why) => {
+            return challenge(
+                StatusCode::BAD_REQUEST,
+                Some(Challenge::bearer("invalid_request", why)),
+            );
         }
-        Ok(None) => challenge(
+    };
+    let answer = match answer(&req, &provider, &presented).await {
+        Ok(answer) => answer,
+        Err(refusal) => refusal,
+    };
+    dpop::with_nonce(&provider, answer)
+}
+
+async fn answer(
+    req: &HttpRequest,
+    provider: &Provider,
+    presented: &Presented,
+) -> Result<HttpResponse, HttpResponse> {
+    // RFC 9449 §7.1: with the DPoP scheme, a proof by the token's key that
+    // hashes this very token.
+    let proof = match presented.scheme {
+        Scheme::Dpop => {
+            match dpop::check(provider, req, "userinfo", Some(&presented.token)).await {
+                Ok(Some(proof)) => Some(proof),
+                Ok(None) => {
+                    crate::observability::metrics::dpop_proof("missing");
+                    return Err(challenge(
+                        StatusCode::UNAUTHORIZED,
+                        Some(Challenge::dpop(
+                            "invalid_dpop_proof",
+                            "the DPoP proof is missing",
+                        )),
+                    ));
+                }
+                Err(dpop::Refused::Unavailable(e)) => return Err(unavailable(&e)),
+                Err(dpop::Refused::Nonce) => {
+                    return Err(challenge(
+                        StatusCode::UNAUTHORIZED,
+                        Some(Challenge::dpop(
+                            "use_dpop_nonce",
+                            "the DPoP proof must carry the nonce in the DPoP-Nonce header",
+                        )),
+                    ));
+                }
+                Err(dpop::Refused::Invalid(why)) => {
+                    return Err(challenge(
+                        StatusCode::UNAUTHORIZED,
+                        Some(Challenge::dpop("invalid_dpop_proof", &why)),
+                    ));
+                }
+            }
+        }
+        Scheme::Bearer => None,
+    };
+    let live = live_access_token(provider, &presented.token)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .and_then(|g| provider.clients.get(&g.client_id).map(|c| (g, c)));
+    let invalid = |challenge_of: fn(&'static str, &str) -> Challenge, why: &str| {
+        challenge(
             StatusCode::UNAUTHORIZED,
-            Some("invalid_token"),
-            Some("the access token is invalid or expired"),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "store call failed");
-            HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, "2"))
-                .json(serde_json::json!({"error": "temporarily_unavailable", "error_description": "the session store is unavailable"}))
+            Some(challenge_of("invalid_token", why)),
+        )
+    };
+    let Some((grant, client)) = live else {
+        return Err(invalid(
+            presented.scheme.challenge(),
+            "the access token is invalid or expired",
+        ));
+    };
+    match (&grant.jkt, &proof) {
+        (None, None) => {}
+        (Some(bound), Some(proof)) if *bound == proof.jkt => {}
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                Challenge::dpop,
+                "the DPoP proof is not by the key the access token is bound to",
+            ));
+        }
+        // RFC 9449 §7.2: a bound token is never accepted as a bearer token.
+        (Some(_), None) => {
+            crate::observability::metrics::dpop_proof("missing");
+            return Err(invalid(
+                Challenge::dpop,
+                "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                Challenge::dpop,
+                "the access token is not DPoP-bound: present it as a Bearer token",
+            ));
         }
     }
+    // The token names its client: only that client's origins may read the
+    // claims (CORS, `crate::web::cors`).
+    client.restrict_cors_to(req);
+    let subject = client.subject(&grant.identity);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(claims::userinfo(&grant.identity, &subject, &grant.scopes)))
+}
+
+fn unavailable(e: &StoreError) -> HttpResponse {
+    tracing::error!(error = %e, "store call failed");
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, "2"))
+        .json(serde_json::json!({"error": "temporarily_unavailable", "error_description": "the session store is unavailable"}))
 }
 
 /// An access token whose record exists and whose family is not revoked.
@@ -59,26 +148,61 @@ pub async fn live_access_token(
     Ok(Some(grant))
 }
 
-fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'static str> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+impl Scheme {
+    fn challenge(self) -> fn(&'static str, &str) -> Challenge {
+        match self {
+            Scheme::Bearer => Challenge::bearer,
+            Scheme::Dpop => Challenge::dpop,
+        }
+    }
+}
+
+struct Presented {
+    token: String,
+    scheme: Scheme,
+}
+
+/// The token from `Authorization: Bearer` or `DPoP` (RFC 9449 §7.1) or,
+/// for a bearer token, a POST form body (RFC 6750 §2.2); never from both.
+fn presented_token(req: &HttpRequest, body: &[u8]) -> Result<Option<Presented>, &'static str> {
     let from_header = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
             let v = v.to_str().map_err(|_| "malformed Authorization header")?;
-            match v.split_once(' ') {
-                Some((scheme, token))
-                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-                {
-                    Some(token.trim().to_string())
-                }
-                _ => return Err("the Authorization header must be Bearer"),
+            let (scheme, token) = v
+                .split_once(' ')
+                .ok_or("the Authorization header must be Bearer or DPoP")?;
+            let token = token.trim();
+            if token.is_empty() {
+                return Err("the Authorization header has no token");
             }
+            let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+                Scheme::Bearer
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Scheme::Dpop
+            } else {
+                return Err("the Authorization header must be Bearer or DPoP");
+            };
+            Some(Presented {
+                token: token.to_string(),
+                scheme,
+            })
         }
     };
     let from_body =
         if req.method() == actix_web::http::Method::POST && is_form(req) && !body.is_empty() {
             let text = std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8")?;
             let params = Params::parse(text).map_err(|_| "the body is malformed")?;
-            params.get("access_token").map(str::to_string)
+            params.get("access_token").map(|token| Presented {
+                token: token.to_string(),
+                scheme: Scheme::Bearer,
+            })
         } else {
             None
         };
@@ -90,20 +214,66 @@ fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'stat
     }
 }
 
-/// RFC 6750 §3: without a token, a bare challenge; with a bad one, its error.
-fn challenge(status: StatusCode, error: Option<&str>, description: Option<&str>) -> HttpResponse {
-    let value = match (error, description) {
-        (Some(e), Some(d)) => format!("Bearer error=\"{e}\", error_description=\"{d}\""),
-        (Some(e), None) => format!("Bearer error=\"{e}\""),
-        _ => "Bearer".to_string(),
+/// One `WWW-Authenticate` challenge with its error (RFC 6750 §3, RFC 9449
+/// §7.1).
+struct Challenge {
+    scheme: Scheme,
+    error: &'static str,
+    description: String,
+}
+
+impl Challenge {
+    fn bearer(error: &'static str, description: &str) -> Challenge {
+        Challenge {
+            scheme: Scheme::Bearer,
+            error,
+            description: description.to_string(),
+        }
+    }
+
+    fn dpop(error: &'static str, description: &str) -> Challenge {
+        Challenge {
+            scheme: Scheme::Dpop,
+            error,
+            description: description.to_string(),
+        }
+    }
+}
+
+/// The `algs` parameter of a DPoP challenge.
+fn dpop_algs() -> String {
+    format!("algs=\"{}\"", crate::jose::ALGORITHMS.join(" "))
+}
+
+/// Without a token, both schemes are offered; with a bad one, the error in
+/// the scheme it concerns.
+fn challenge(status: StatusCode, challenge: Option<Challenge>) -> HttpResponse {
+    let description = |c: &Challenge| {
+        // A quoted-string: no quotes or backslashes inside.
+        c.description.replace(['"', '\\'], "'")
+    };
+    let value = match &challenge {
+        None => format!("Bearer, DPoP {}", dpop_algs()),
+        Some(c) if c.scheme == Scheme::Bearer => format!(
+            "Bearer error=\"{}\", error_description=\"{}\"",
+            c.error,
+            description(c)
+        ),
+        Some(c) => format!(
+            "DPoP error=\"{}\", error_description=\"{}\", {}",
+            c.error,
+            description(c),
+            dpop_algs()
+        ),
     };
     let mut builder = HttpResponse::build(status);
     builder
         .insert_header((header::WWW_AUTHENTICATE, value))
         .insert_header((header::CACHE_CONTROL, "no-store"));
-    match error {
-        Some(e) => builder
-            .json(serde_json::json!({"error": e, "error_description": description.unwrap_or("")})),
+    match challenge {
+        Some(c) => {
+            builder.json(serde_json::json!({"error": c.error, "error_description": c.description}))
+        }
         None => builder.finish(),
     }
 }

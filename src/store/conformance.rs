@@ -21,7 +21,7 @@ const SHORT: Duration = Duration::from_secs(1);
 const PAST_SHORT: Duration = Duration::from_millis(1200);
 const CONCURRENT_TAKES: usize = 32;
 
-const ALL_NAMESPACES: [Namespace; 17] = [
+const ALL_NAMESPACES: [Namespace; 18] = [
     Namespace::Login,
     Namespace::Code,
     Namespace::UsedCode,
@@ -39,6 +39,7 @@ const ALL_NAMESPACES: [Namespace; 17] = [
     Namespace::DeviceCode,
     Namespace::UserCode,
     Namespace::DevicePoll,
+    Namespace::Jti,
 ];
 
 /// Runs every check, each on a fresh store from `make`; panics naming the

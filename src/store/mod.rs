@@ -63,6 +63,9 @@ pub enum Namespace {
     /// When a device code was last polled and its polling interval, keyed
     /// like its [`Namespace::DeviceCode`] record.
     DevicePoll,
+    /// The `jti` of a client assertion or a DPoP proof, kept while the JWT
+    /// could be replayed, keyed by a hash of who signed it and the `jti`.
+    Jti,
 }
 
 impl Namespace {
@@ -85,6 +88,7 @@ impl Namespace {
             Namespace::DeviceCode => "device",
             Namespace::UserCode => "usercode",
             Namespace::DevicePoll => "devicepoll",
+            Namespace::Jti => "jti",
         }
     }
 }

@@ -120,6 +120,10 @@ pub struct AccessGrant {
     /// (`keys revoke`) ends this token too.
     #[serde(default)]
     pub kid: String,
+    /// The thumbprint of the DPoP key it is bound to (RFC 9449): presented
+    /// only with a proof by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// A redeemed code remembers its family, so a replay revokes every token
@@ -203,6 +207,10 @@ pub struct RefreshGrant {
     /// When the family's use was last written to the person's index.
     #[serde(default)]
     pub indexed_at: i64,
+    /// A public client's refresh token issued with a DPoP proof is bound to
+    /// its key (RFC 9449 §5): the thumbprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -32,8 +32,9 @@ use actix_web::{Error, HttpMessage, HttpResponse, web};
 /// client credentials, form bodies, RFC 9449 DPoP proofs).
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
 /// Answer headers a script may read besides the CORS-safelisted ones: the
-/// bearer-token error (RFC 6750 §3) and when to try again (429, 503).
-pub const EXPOSE_HEADERS: &str = "WWW-Authenticate, Retry-After";
+/// bearer-token error (RFC 6750 §3), when to try again (429, 503) and the
+/// DPoP nonce to put in the next proof (RFC 9449 §8).
+pub const EXPOSE_HEADERS: &str = "WWW-Authenticate, Retry-After, DPoP-Nonce";
 /// How long a browser may cache a preflight answer (Chromium caps it at 2 h).
 pub const MAX_AGE_SECS: &str = "600";
 /// The methods of the token and revocation endpoints.

@@ -54,10 +54,11 @@ async fn handle(
     body: &[u8],
     provider: &Provider,
 ) -> Result<HttpResponse, OAuthError> {
-    let (params, client) = match authenticated_client(req, body, provider)? {
-        Ok(authenticated) => authenticated,
-        Err(limited) => return Ok(limited),
-    };
+    let (params, client) =
+        match authenticated_client(req, body, provider, "device_authorization").await? {
+            Ok(authenticated) => authenticated,
+            Err(limited) => return Ok(limited),
+        };
     check_client_allows_device_code(provider, &client)?;
     let scopes = check_scope(&params, &client, provider.directory.is_enabled())?;
     // Counted only now: a refused request stores nothing.

@@ -20,6 +20,7 @@ pub(crate) async fn device_code(
     provider: &Provider,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     check_client_allows_device_code(provider, client)?;
     let device_code = params.require("device_code")?;
@@ -50,7 +51,7 @@ pub(crate) async fn device_code(
             let _ = provider.records.revoke_family(family_id).await;
             Err(already_used())
         }
-        Answer::Approved(_) => redeem(provider, client, &key, grant).await,
+        Answer::Approved(_) => redeem(provider, client, &key, grant, jkt).await,
     }
 }
 
@@ -119,6 +120,7 @@ async fn redeem(
     client: &Client,
     key: &str,
     grant: DeviceGrant,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let records = DeviceRecords(&provider.records);
     let family_id = random_secret();
@@ -177,6 +179,7 @@ async fn redeem(
         &redeemed,
         &family,
         upstream_token.as_deref(),
+        jkt,
     )
     .await
 }

@@ -11,6 +11,9 @@ use url::Url;
 
 use crate::keys::Algorithm;
 
+mod assurance;
+pub use assurance::{DpopConfig, MIN_SALT_LEN, SubjectType, check_fetchable, sector_of};
+
 /// Prefix of environment overrides: `BRIDGE_UPSTREAM__CLIENT_SECRET` sets
 /// `upstream.client_secret`; `BRIDGE_CLIENTS__0__CLIENT_SECRET` indexes arrays.
 pub const ENV_PREFIX: &str = "BRIDGE_";
@@ -44,6 +47,13 @@ pub struct Config {
     /// (RFC 9126 PAR); discovery says so.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// The secret that pairwise subjects are derived with (OIDC Core §8.1);
+    /// required when a client has `subject_type = "pairwise"`. Changing it
+    /// changes every pairwise `sub`. Better set by `BRIDGE_PAIRWISE_SALT`.
+    #[serde(default)]
+    pub pairwise_salt: Option<String>,
+    #[serde(default)]
+    pub dpop: DpopConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
 }
@@ -367,6 +377,8 @@ impl Default for LimitsConfig {
 pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523, OIDC Core §9).
+    PrivateKeyJwt,
     None,
 }
 
@@ -375,6 +387,7 @@ impl TokenEndpointAuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
         }
     }
@@ -439,6 +452,27 @@ pub struct ClientConfig {
     /// (RFC 9126 PAR): a plain one is refused.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// `public` (default) or `pairwise` (OIDC Core §8.1): a `sub` of its own
+    /// for this application's sector, so applications cannot match people.
+    #[serde(default)]
+    pub subject_type: SubjectType,
+    /// For pairwise subjects: an https URL holding a JSON array of redirect
+    /// URIs; its host is the sector. Without it, the redirect URIs' host.
+    #[serde(default)]
+    pub sector_identifier_uri: Option<String>,
+    /// With `private_key_jwt`: the client's public keys, `{ keys = [...] }`.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// With `private_key_jwt`: where the client publishes its public keys.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// With `private_key_jwt`: the one algorithm its assertions may use.
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Every token request of this client must carry a DPoP proof (RFC 9449
+    /// §5.2), so all its access tokens are bound to a key.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// How a client's access tokens are made.
@@ -459,6 +493,37 @@ fn default_grant_types() -> Vec<String> {
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 impl ClientConfig {
+    /// A public client with one https redirect URI and every default.
+    #[cfg(test)]
+    pub fn for_tests(client_id: &str) -> ClientConfig {
+        ClientConfig {
+            client_id: client_id.into(),
+            client_name: None,
+            client_secret: None,
+            client_secret_sha256: None,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            post_logout_redirect_uris: vec![],
+            token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+            id_token_signed_response_alg: "RS256".into(),
+            grant_types: default_grant_types(),
+            require_consent: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
+            allowed_team_ids: vec![],
+            allowed_groups: vec![],
+            allow_guests: None,
+            allowed_cors_origins: vec![],
+            access_token_format: AccessTokenFormat::Opaque,
+            require_pushed_authorization_requests: false,
+            subject_type: SubjectType::Public,
+            sector_identifier_uri: None,
+            jwks: None,
+            jwks_uri: None,
+            token_endpoint_auth_signing_alg: None,
+            dpop_bound_access_tokens: false,
+        }
+    }
+
     pub fn allows_refresh(&self) -> bool {
         self.grant_types.iter().any(|g| g == "refresh_token")
     }
@@ -676,6 +741,7 @@ impl Config {
             }
         }
         self.validate_keys()?;
+        self.validate_dpop()?;
         self.validate_clients()
     }
 
@@ -725,11 +791,14 @@ impl Config {
                 ));
             }
             match c.token_endpoint_auth_method {
-                TokenEndpointAuthMethod::None => {
+                TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::PrivateKeyJwt => {
                     if c.client_secret.is_some() || c.client_secret_sha256.is_some() {
                         return Err(err(
                             at("client_secret"),
-                            "a public client (token_endpoint_auth_method = \"none\") has no secret",
+                            format!(
+                                "a client with token_endpoint_auth_method = \"{}\" has no secret",
+                                c.token_endpoint_auth_method.as_str()
+                            ),
                         ));
                     }
                 }
@@ -813,6 +882,7 @@ impl Config {
                 check_redirect_uri(uri).map_err(|m| err(at("backchannel_logout_uri"), m))?;
             }
             self.validate_client_policy(c, &at)?;
+            self.validate_assurance(c, &at)?;
             let alg: Algorithm = c
                 .id_token_signed_response_alg
                 .parse()

@@ -1,0 +1,209 @@
+//! The public keys of `private_key_jwt` clients: inline in the config, or
+//! fetched from the client's `jwks_uri` with a timeout and a size cap, kept
+//! for [`FRESH`], and fetched again at once when an assertion names a `kid`
+//! the cached set lacks (the client rotated), at most once per
+//! [`REFETCH_GAP`] so unknown `kid`s cannot make the bridge hammer the URL.
+//! When the URL does not answer, the last keys stand in up to [`STALE`];
+//! past that the client cannot authenticate (503).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::Jwk;
+use serde_json::Value;
+use url::Url;
+
+use crate::jose;
+use crate::observability::metrics;
+
+pub const FRESH: Duration = Duration::from_secs(300);
+pub const REFETCH_GAP: Duration = Duration::from_secs(10);
+pub const STALE: Duration = Duration::from_secs(3600);
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+pub const MAX_BYTES: usize = 64 * 1024;
+
+/// Where a client's public keys are.
+pub enum ClientKeys {
+    Inline(Arc<Vec<Jwk>>),
+    Remote(Url),
+}
+
+impl ClientKeys {
+    /// From a validated config (`crate::config` checked every key).
+    pub fn from_config(jwks: Option<&Value>, jwks_uri: Option<&str>) -> Option<ClientKeys> {
+        if let Some(uri) = jwks_uri {
+            return Url::parse(uri).ok().map(ClientKeys::Remote);
+        }
+        let keys = jwks?
+            .get("keys")?
+            .as_array()?
+            .iter()
+            .filter_map(|k| jose::public_jwk(k).ok())
+            .collect();
+        Some(ClientKeys::Inline(Arc::new(keys)))
+    }
+}
+
+/// Why no keys could be had.
+#[derive(Debug)]
+pub enum KeysError {
+    /// The URL did not answer usably and no recent keys stand in.
+    Unavailable(String),
+}
+
+struct Cached {
+    keys: Arc<Vec<Jwk>>,
+    fetched_at: Instant,
+}
+
+/// The fetched key sets, by client id, for this instance.
+pub struct KeyCache {
+    http: reqwest::Client,
+    cached: Mutex<HashMap<String, Cached>>,
+    /// One fetch at a time: concurrent assertions of a client wait for the
+    /// fetch in flight instead of starting their own.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl KeyCache {
+    pub fn new(http: reqwest::Client) -> KeyCache {
+        KeyCache {
+            http,
+            cached: Mutex::default(),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The client's keys, fresh enough and holding `kid` when the cache
+    /// can have it.
+    pub async fn keys(
+        &self,
+        client_id: &str,
+        keys: &ClientKeys,
+        kid: Option<&str>,
+    ) -> Result<Arc<Vec<Jwk>>, KeysError> {
+        let uri = match keys {
+            ClientKeys::Inline(keys) => return Ok(keys.clone()),
+            ClientKeys::Remote(uri) => uri,
+        };
+        if let Some(keys) = self.usable(client_id, kid) {
+            return Ok(keys);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(keys) = self.usable(client_id, kid) {
+            return Ok(keys);
+        }
+        match fetch(&self.http, uri).await {
+            Ok(keys) => {
+                metrics::client_key_fetch(client_id, "ok");
+                let keys = Arc::new(keys);
+                self.lock().insert(
+                    client_id.to_string(),
+                    Cached {
+                        keys: keys.clone(),
+                        fetched_at: Instant::now(),
+                    },
+                );
+                Ok(keys)
+            }
+            Err(why) => {
+                tracing::warn!(client_id, error = %why, "the client's jwks_uri could not be fetched");
+                match self.lock().get(client_id) {
+                    Some(c) if c.fetched_at.elapsed() < STALE => {
+                        metrics::client_key_fetch(client_id, "failed");
+                        Ok(c.keys.clone())
+                    }
+                    _ => {
+                        metrics::client_key_fetch(client_id, "refused");
+                        Err(KeysError::Unavailable(why))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The cached keys when no fetch is due: fresh, and either holding
+    /// `kid` or fetched too recently to fetch again.
+    fn usable(&self, client_id: &str, kid: Option<&str>) -> Option<Arc<Vec<Jwk>>> {
+        let cached = self.lock();
+        let c = cached.get(client_id)?;
+        let age = c.fetched_at.elapsed();
+        let has_kid = kid.is_none_or(|kid| {
+            c.keys
+                .iter()
+                .any(|k| k.common.key_id.as_deref() == Some(kid))
+        });
+        (age < FRESH && (has_kid || age < REFETCH_GAP)).then(|| c.keys.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// GETs a JWK set: 200, JSON, at most [`MAX_BYTES`], within
+/// [`FETCH_TIMEOUT`], no redirects. Keys that are not usable public
+/// signature keys (an encryption key, an unsupported type) are skipped.
+pub async fn fetch(http: &reqwest::Client, uri: &Url) -> Result<Vec<Jwk>, String> {
+    let body = fetch_json(http, uri).await?;
+    let keys = body
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("the document is not a JWK set")?;
+    let usable: Vec<Jwk> = keys
+        .iter()
+        .filter(|k| {
+            k.get("use")
+                .and_then(Value::as_str)
+                .is_none_or(|u| u == "sig")
+        })
+        .filter_map(|k| jose::public_jwk(k).ok())
+        .collect();
+    if usable.is_empty() {
+        return Err("the JWK set has no usable public signature key".into());
+    }
+    Ok(usable)
+}
+
+/// The HTTP client for calls to applications (logout tokens, their keys,
+/// their sector): redirects are not followed.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("slack-oidc-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// GETs a JSON document from an application's side (also the pairwise
+/// sector's `sector_identifier_uri`), bounded in time and size.
+pub async fn fetch_json(http: &reqwest::Client, uri: &Url) -> Result<Value, String> {
+    let mut response = http
+        .get(uri.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(FETCH_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("no answer: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("answered HTTP {}", response.status().as_u16()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|l| l > MAX_BYTES as u64)
+    {
+        return Err(format!("larger than {MAX_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("the answer broke off: {e}"))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BYTES {
+            return Err(format!("larger than {MAX_BYTES} bytes"));
+        }
+    }
+    serde_json::from_slice(&body).map_err(|_| "the answer is not JSON".to_string())
+}
