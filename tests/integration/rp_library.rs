@@ -5,71 +5,17 @@
 
 use crate::common;
 
-use std::future::Future;
-use std::pin::Pin;
-
 use common::bridge::{BASIC, Bridge, POST, PUBLIC, REDIRECT_URI, Setup};
 use common::browser::{Browser, location, param};
+use common::rp::{DiscoveredClient, discover, library_http};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreProviderMetadata,
 };
 use openidconnect::{
     AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
-    HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
+    EmptyAdditionalClaims, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
     TokenResponse, UserInfoClaims,
 };
-
-/// A client built from discovery: authorization endpoint known, token and
-/// userinfo endpoints "maybe" (the library checks them at use).
-type DiscoveredClient = CoreClient<
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointMaybeSet,
-    EndpointMaybeSet,
->;
-
-type HttpFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, reqwest::Error>> + Send>>;
-
-/// The library's HTTP client: its requests sent with reqwest, redirects off.
-fn library_http() -> impl Fn(HttpRequest) -> HttpFuture {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    move |request: HttpRequest| {
-        let http = http.clone();
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let response = http
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response.bytes().await?.to_vec();
-            let mut out = HttpResponse::new(body);
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            Ok(out)
-        })
-    }
-}
-
-/// Discovery through the library (it also fetches the JWKS and checks that the
-/// document's issuer is the one asked for).
-async fn discover(bridge: &Bridge) -> CoreProviderMetadata {
-    let issuer = IssuerUrl::new(bridge.base.clone()).unwrap();
-    let metadata = CoreProviderMetadata::discover_async(issuer, &library_http())
-        .await
-        .unwrap_or_else(|e| panic!("openidconnect rejects the discovery document: {e:?}"));
-    assert_eq!(metadata.issuer().as_str(), bridge.base);
-    metadata
-}
 
 fn client(
     metadata: CoreProviderMetadata,

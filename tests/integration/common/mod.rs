@@ -4,9 +4,11 @@
 pub mod bridge;
 pub mod browser;
 pub mod in_process;
+pub mod json_server;
 pub mod receiver;
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod rp;
 
 /// The value of the series `name` whose labels include every pair given
 /// (0 when there is no such series).
