@@ -138,10 +138,12 @@ pub(crate) mod testing {
     use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
     use serde_json::json;
 
+    type Signer = Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
     pub struct TestKey {
         pub alg: &'static str,
         pub public: Value,
-        sign: Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>,
+        sign: Signer,
     }
 
     impl TestKey {
