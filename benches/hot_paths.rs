@@ -59,6 +59,7 @@ fn signing(c: &mut Criterion) {
                     &IdTokenRequest {
                         issuer: &issuer,
                         client_id: "cocoom",
+                        subject: "T0001:U0001",
                         scopes: &scopes,
                         nonce: Some("n-0S6_WzA2Mj"),
                         auth_time: 1_700_000_000,
