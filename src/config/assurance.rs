@@ -196,3 +196,147 @@ fn validate_client_keys(c: &ClientConfig, at: &dyn Fn(&str) -> String) -> Result
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{MINIMAL, load};
+    use super::*;
+
+    const SALT: (&str, &str) = (
+        "BRIDGE_PAIRWISE_SALT",
+        "a-salt-of-at-least-thirty-two-characters",
+    );
+    const EC_KEY: &str = r#"{ kty = "EC", crv = "P-256", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", kid = "k1" }"#;
+
+    fn with_client(client: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load(
+            &format!("{MINIMAL}\n[[clients]]\nclient_id = \"x\"\n{client}"),
+            env,
+        )
+    }
+
+    #[test]
+    fn a_pairwise_client_needs_a_long_enough_salt() {
+        let pairwise = r#"redirect_uris = ["https://a.example/cb"]
+token_endpoint_auth_method = "none"
+subject_type = "pairwise""#;
+        assert_eq!(
+            with_client(pairwise, &[]).unwrap_err().path,
+            "pairwise_salt"
+        );
+        let e = with_client(pairwise, &[("BRIDGE_PAIRWISE_SALT", "short")]).unwrap_err();
+        assert!(e.message.contains("32"), "{e:?}");
+        let c = with_client(pairwise, &[SALT]).unwrap();
+        assert_eq!(sector_of(&c.clients[1]).as_deref(), Some("a.example"));
+    }
+
+    #[test]
+    fn a_pairwise_client_on_several_hosts_needs_a_sector_identifier_uri() {
+        let two_hosts = r#"redirect_uris = ["https://a.example/cb", "https://b.example/cb"]
+token_endpoint_auth_method = "none"
+subject_type = "pairwise""#;
+        let e = with_client(two_hosts, &[SALT]).unwrap_err();
+        assert_eq!(e.path, "clients[1].sector_identifier_uri");
+        let with_sector =
+            format!("{two_hosts}\nsector_identifier_uri = \"https://sector.example/uris.json\"");
+        let c = with_client(&with_sector, &[SALT]).unwrap();
+        assert_eq!(sector_of(&c.clients[1]).as_deref(), Some("sector.example"));
+        let plain_http =
+            format!("{two_hosts}\nsector_identifier_uri = \"http://sector.example/uris.json\"");
+        assert!(
+            with_client(&plain_http, &[SALT])
+                .unwrap_err()
+                .message
+                .contains("https")
+        );
+    }
+
+    #[test]
+    fn a_sector_identifier_uri_without_pairwise_subjects_is_refused() {
+        let public = r#"redirect_uris = ["https://a.example/cb"]
+token_endpoint_auth_method = "none"
+sector_identifier_uri = "https://a.example/uris.json""#;
+        let e = with_client(public, &[]).unwrap_err();
+        assert_eq!(e.path, "clients[1].sector_identifier_uri");
+    }
+
+    #[test]
+    fn private_key_jwt_needs_public_keys_inline_or_at_a_fetchable_uri() {
+        let base = r#"redirect_uris = ["https://a.example/cb"]
+token_endpoint_auth_method = "private_key_jwt""#;
+        assert_eq!(with_client(base, &[]).unwrap_err().path, "clients[1].jwks");
+        let inline = format!("{base}\njwks = {{ keys = [{EC_KEY}] }}");
+        assert!(with_client(&inline, &[]).is_ok());
+        let remote = format!("{base}\njwks_uri = \"https://a.example/jwks\"");
+        assert!(with_client(&remote, &[]).is_ok());
+        let loopback = format!("{base}\njwks_uri = \"http://127.0.0.1:9/jwks\"");
+        assert!(with_client(&loopback, &[]).is_ok());
+        let plain = format!("{base}\njwks_uri = \"http://a.example/jwks\"");
+        assert_eq!(
+            with_client(&plain, &[]).unwrap_err().path,
+            "clients[1].jwks_uri"
+        );
+        let both = format!("{inline}\njwks_uri = \"https://a.example/jwks\"");
+        assert!(
+            with_client(&both, &[])
+                .unwrap_err()
+                .message
+                .contains("not both")
+        );
+        let empty = format!("{base}\njwks = {{ keys = [] }}");
+        assert_eq!(
+            with_client(&empty, &[]).unwrap_err().path,
+            "clients[1].jwks.keys"
+        );
+    }
+
+    #[test]
+    fn a_private_key_or_a_secret_is_refused_for_private_key_jwt() {
+        let base = r#"redirect_uris = ["https://a.example/cb"]
+token_endpoint_auth_method = "private_key_jwt""#;
+        let private = EC_KEY.replace(
+            "kid =",
+            "d = \"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI\", kid =",
+        );
+        let e = with_client(&format!("{base}\njwks = {{ keys = [{private}] }}"), &[]).unwrap_err();
+        assert_eq!(e.path, "clients[1].jwks.keys[0]");
+        assert!(e.message.contains("private member"), "{e:?}");
+        let secret = format!(
+            "{base}\njwks = {{ keys = [{EC_KEY}] }}\nclient_secret = \"0123456789abcdef0123456789abcdef\""
+        );
+        assert_eq!(
+            with_client(&secret, &[]).unwrap_err().path,
+            "clients[1].client_secret"
+        );
+        let alg = format!(
+            "{base}\njwks = {{ keys = [{EC_KEY}] }}\ntoken_endpoint_auth_signing_alg = \"HS256\""
+        );
+        assert_eq!(
+            with_client(&alg, &[]).unwrap_err().path,
+            "clients[1].token_endpoint_auth_signing_alg"
+        );
+    }
+
+    #[test]
+    fn keys_for_another_method_are_refused() {
+        let e = with_client(
+            r#"redirect_uris = ["https://a.example/cb"]
+token_endpoint_auth_method = "none"
+jwks_uri = "https://a.example/jwks""#,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "clients[1].jwks_uri");
+    }
+
+    #[test]
+    fn the_dpop_proof_window_is_bounded() {
+        let ok = load(MINIMAL, &[("BRIDGE_DPOP__PROOF_MAX_AGE_SECS", "120")]).unwrap();
+        assert_eq!(ok.dpop.proof_max_age_secs, 120);
+        assert!(!ok.dpop.require_nonce);
+        for bad in ["0", "601"] {
+            let e = load(MINIMAL, &[("BRIDGE_DPOP__PROOF_MAX_AGE_SECS", bad)]).unwrap_err();
+            assert_eq!(e.path, "dpop.proof_max_age_secs");
+        }
+    }
+}

@@ -1215,10 +1215,10 @@ fn set_path(node: &mut toml::Value, path: &[String], value: toml::Value) -> Resu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    pub(crate) const MINIMAL: &str = r#"
 issuer = "http://127.0.0.1:18080"
 listen = "127.0.0.1:18080"
 [upstream]
@@ -1230,7 +1230,7 @@ client_secret = "0123456789abcdef0123456789abcdef"
 redirect_uris = ["http://127.0.0.1:18999/cb"]
 "#;
 
-    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    pub(crate) fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_toml_with_env(
             text,
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
