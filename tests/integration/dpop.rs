@@ -1,0 +1,3 @@
+//! DPoP (RFC 9449).
+
+use crate::common;

@@ -1,0 +1,5 @@
+#[macro_use]
+#[path = "integration/common/mod.rs"]
+mod common;
+#[path = "integration/dpop.rs"]
+mod dpop;
