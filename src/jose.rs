@@ -6,7 +6,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -61,8 +61,17 @@ pub fn public_jwk(value: &Value) -> Result<Jwk, String> {
     Ok(jwk)
 }
 
-/// Whether `alg` is defined for the key's type (and curve).
+/// Whether `alg` is defined for the key's type (and curve), and the key
+/// does not restrict itself to another algorithm or to encryption.
 pub fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
+    if jwk
+        .common
+        .key_algorithm
+        .is_some_and(|declared| Algorithm::try_from(declared).ok() != Some(alg))
+        || matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption))
+    {
+        return false;
+    }
     match (&jwk.algorithm, alg) {
         (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256) => true,
         (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
@@ -234,6 +243,13 @@ mod tests {
         let ed = public_jwk(&TestKey::ed25519().public).unwrap();
         assert!(fits(&ed, Algorithm::EdDSA));
         assert!(!fits(&ed, Algorithm::ES256));
+        let mut declared = TestKey::es256().public;
+        declared["alg"] = json!("ES384");
+        assert!(!fits(&public_jwk(&declared).unwrap(), Algorithm::ES256));
+        declared["alg"] = json!("ES256");
+        assert!(fits(&public_jwk(&declared).unwrap(), Algorithm::ES256));
+        declared["use"] = json!("enc");
+        assert!(!fits(&public_jwk(&declared).unwrap(), Algorithm::ES256));
     }
 
     #[test]

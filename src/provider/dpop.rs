@@ -35,6 +35,7 @@ pub const DPOP_NONCE: &str = "DPoP-Nonce";
 /// How long a nonce the bridge gave is accepted.
 pub const NONCE_LIFE: i64 = 300;
 const NONCE_PURPOSE: &str = "dpop-nonce";
+pub const REPLAYED: &str = "the DPoP proof was already used (jti)";
 /// Longer `jti`s are refused rather than stored.
 const MAX_JTI_LEN: usize = 256;
 
@@ -48,6 +49,8 @@ pub struct Proof {
 #[derive(Debug)]
 pub enum Refused {
     Invalid(String),
+    /// Its `jti` was seen before: a replay.
+    Replayed,
     /// The proof lacks the nonce the bridge requires, or its nonce expired.
     Nonce,
     Unavailable(StoreError),
@@ -58,6 +61,7 @@ impl Refused {
     pub fn oauth(&self) -> OAuthError {
         match self {
             Refused::Invalid(why) => OAuthError::new(ErrorCode::InvalidDpopProof, why),
+            Refused::Replayed => OAuthError::new(ErrorCode::InvalidDpopProof, REPLAYED),
             Refused::Nonce => OAuthError::new(
                 ErrorCode::UseDpopNonce,
                 "the DPoP proof must carry the nonce in the DPoP-Nonce header",
@@ -90,8 +94,8 @@ pub async fn check(
     };
     let counted = |r: Refused| {
         metrics::dpop_proof(match &r {
-            Refused::Invalid(why) if why.contains("already used") => "replayed",
             Refused::Invalid(_) => "invalid",
+            Refused::Replayed => "replayed",
             Refused::Nonce => "nonce",
             Refused::Unavailable(_) => "unavailable",
         });
@@ -129,9 +133,7 @@ pub async fn check(
         .await
         .map_err(|e| counted(Refused::Unavailable(e)))?;
     if !first_use {
-        return Err(counted(Refused::Invalid(
-            "the DPoP proof was already used (jti)".into(),
-        )));
+        return Err(counted(Refused::Replayed));
     }
     metrics::dpop_proof("ok");
     Ok(Some(proof.checked))

@@ -57,19 +57,12 @@ async fn answer(
                     ));
                 }
                 Err(dpop::Refused::Unavailable(e)) => return Err(unavailable(&e)),
-                Err(dpop::Refused::Nonce) => {
+                // invalid_dpop_proof, use_dpop_nonce: 401 (RFC 9449 §7.1, §9).
+                Err(refused) => {
+                    let e = refused.oauth();
                     return Err(challenge(
                         StatusCode::UNAUTHORIZED,
-                        Some(Challenge::dpop(
-                            "use_dpop_nonce",
-                            "the DPoP proof must carry the nonce in the DPoP-Nonce header",
-                        )),
-                    ));
-                }
-                Err(dpop::Refused::Invalid(why)) => {
-                    return Err(challenge(
-                        StatusCode::UNAUTHORIZED,
-                        Some(Challenge::dpop("invalid_dpop_proof", &why)),
+                        Some(Challenge::dpop(e.code.as_str(), &e.description)),
                     ));
                 }
             }
