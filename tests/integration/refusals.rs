@@ -493,7 +493,11 @@ async fn userinfo_refuses_missing_and_invalid_tokens() {
     let http = reqwest::Client::new();
     let none = http.get(bridge.url("/userinfo")).send().await.unwrap();
     assert_eq!(none.status(), 401);
-    assert_eq!(none.headers()["www-authenticate"], "Bearer");
+    // RFC 6750 §3 and RFC 9449 §7.1: both schemes, no error without a token.
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        "Bearer, DPoP algs=\"RS256 PS256 ES256 EdDSA\""
+    );
     let bad = http
         .get(bridge.url("/userinfo"))
         .bearer_auth("not-a-token")
