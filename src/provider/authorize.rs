@@ -138,6 +138,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
         rules,
         scopes,
         code_challenge,
+        dpop_jkt,
     } = match check_request(provider, &client, &parsed) {
         Ok(checked) => checked,
         Err(e) => return fail(e),
@@ -153,6 +154,7 @@ async fn authorize(req: &HttpRequest, provider: &Provider, parsed: Lenient) -> H
             .get("prompt")
             .is_some_and(|p| p.split(' ').any(|v| v == "consent")),
         ui_locale: ui_locale.map(|l| l.tag().to_string()),
+        dpop_jkt,
     };
     let result = match reuse_session(req, provider, &client, &rules).await {
         Ok(Some((cookie, session))) => {
@@ -220,6 +222,7 @@ pub(crate) struct Checked {
     rules: SessionRules,
     pub scopes: Vec<String>,
     pub code_challenge: Option<String>,
+    pub dpop_jkt: Option<String>,
 }
 
 /// Every check after the client and its redirect URI, in the order of the
@@ -246,10 +249,12 @@ pub(crate) fn check_request(
     rules.hint_sub = check_id_token_hint(provider, params)?;
     let scopes = check_scope(params, client, provider.directory.is_enabled())?;
     let code_challenge = check_pkce(params, client)?;
+    let dpop_jkt = check_dpop_jkt(params)?;
     Ok(Checked {
         rules,
         scopes,
         code_challenge,
+        dpop_jkt,
     })
 }
 
@@ -377,6 +382,25 @@ fn check_id_token_hint(provider: &Provider, params: &Params) -> Result<Option<St
         .get("sub")
         .and_then(|s| s.as_str())
         .map(str::to_string))
+}
+
+/// RFC 9449 §10: `dpop_jkt` binds the code to a DPoP key; it is the
+/// key's SHA-256 thumbprint (RFC 7638), base64url.
+fn check_dpop_jkt(params: &Params) -> Result<Option<String>, OAuthError> {
+    match params.get("dpop_jkt") {
+        None => Ok(None),
+        Some(jkt)
+            if jkt.len() == 43
+                && jkt
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(Some(jkt.to_string()))
+        }
+        Some(_) => Err(OAuthError::invalid_request(
+            "dpop_jkt must be a base64url SHA-256 JWK thumbprint",
+        )),
+    }
 }
 
 /// `openid` is required; scopes we do not know are ignored (OIDC Core §5.4),

@@ -177,6 +177,7 @@ pub async fn issue_code(
         sid,
         upstream_token: upstream_token.map(|t| seal::seal(&code, SEAL_UPSTREAM, t.as_bytes())),
         issued_at_ms: chrono::Utc::now().timestamp_millis(),
+        dpop_jkt: request.dpop_jkt.clone(),
     };
     provider
         .records

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::Provider;
 use super::authorize::{check_client_and_redirect_uri, check_request};
+use super::dpop;
 use super::error::{ErrorCode, OAuthError};
 use super::params::{Lenient, Params};
 use super::session::now;
@@ -80,11 +81,30 @@ async fn handle(
             "client_id is not the authenticated client",
         ));
     }
-    check_request(provider, &client, &parsed)?;
+    let checked = check_request(provider, &client, &parsed)?;
+    // RFC 9449 §10.1: a proof with the push binds the code to its key, as
+    // `dpop_jkt` would; both must then name the same key.
+    let proof = dpop::check(provider, req, "par", None)
+        .await
+        .map_err(|r| r.oauth())?;
+    let mut text = text.to_string();
+    match (proof, checked.dpop_jkt) {
+        (Some(proof), Some(jkt)) if proof.jkt != jkt => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "dpop_jkt is not the thumbprint of the proof's key",
+            ));
+        }
+        (Some(proof), None) => {
+            text.push_str("&dpop_jkt=");
+            text.push_str(&proof.jkt);
+        }
+        _ => {}
+    }
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_secret());
     let pushed = Pushed {
         client_id: client.id.clone(),
-        params: text.to_string(),
+        params: text,
         expires_at: now() + REQUEST_URI_TTL.as_secs() as i64,
     };
     provider

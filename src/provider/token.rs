@@ -189,6 +189,7 @@ async fn authorization_code(
     check_code_belongs_to_client(&grant, client)?;
     check_redirect_uri_matches(&grant, params)?;
     check_pkce_verifier(&grant, params)?;
+    check_code_binding(&grant, jkt)?;
 
     let redeemed = Redeemed {
         scopes: &grant.scopes,
@@ -415,6 +416,17 @@ fn check_pkce_verifier(grant: &CodeGrant, params: &Params) -> Result<(), OAuthEr
                 ))
             }
         }
+    }
+}
+
+/// RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof
+/// by that key.
+fn check_code_binding(grant: &CodeGrant, jkt: Option<&str>) -> Result<(), OAuthError> {
+    match (&grant.dpop_jkt, jkt) {
+        (Some(bound), presented) if presented != Some(bound.as_str()) => Err(
+            OAuthError::invalid_grant("the code is bound to another DPoP key (dpop_jkt)"),
+        ),
+        _ => Ok(()),
     }
 }
 

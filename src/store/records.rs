@@ -42,6 +42,10 @@ pub struct ClientRequest {
     /// the pages after Slack speak it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_locale: Option<String>,
+    /// The DPoP key the code is bound to (RFC 9449 §10): `dpop_jkt`, or
+    /// the key of the proof that came with the pushed request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// An authorization request waiting for the person to come back from Slack.
@@ -102,6 +106,9 @@ pub struct CodeGrant {
     /// everywhere after that gets no tokens for it.
     #[serde(default)]
     pub issued_at_ms: i64,
+    /// Redeemed only with a DPoP proof by this key (RFC 9449 §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// What an access token grants (read by userinfo and introspection).

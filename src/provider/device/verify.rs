@@ -185,6 +185,7 @@ pub async fn enter(
                 code_challenge: None,
                 prompt_consent: false,
                 ui_locale: None,
+                dpop_jkt: None,
             };
             start_upstream_login(&req, &provider, request, Some(code), locale)
                 .await
