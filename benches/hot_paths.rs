@@ -11,7 +11,7 @@ use actix_web::test::TestRequest;
 use criterion::{Criterion, criterion_group, criterion_main};
 use openidconnect::IssuerUrl;
 use slack_oidc_bridge::keys::{Algorithm, SigningKey};
-use slack_oidc_bridge::provider::claims::{IdTokenRequest, sign_id_token};
+use slack_oidc_bridge::provider::claims::{IdTokenRequest, Subject, sign_id_token};
 use slack_oidc_bridge::provider::discovery;
 use slack_oidc_bridge::store::memory::MemoryStore;
 use slack_oidc_bridge::store::{Namespace, Store};
@@ -59,7 +59,10 @@ fn signing(c: &mut Criterion) {
                     &IdTokenRequest {
                         issuer: &issuer,
                         client_id: "cocoom",
-                        subject: "T0001:U0001",
+                        subject: Subject {
+                            sub: "T0001:U0001",
+                            pairwise: false,
+                        },
                         scopes: &scopes,
                         nonce: Some("n-0S6_WzA2Mj"),
                         auth_time: 1_700_000_000,

@@ -10,6 +10,15 @@ use super::LoadedKeys;
 impl LoadedKeys {
     pub fn verify_own_jwt(&self, token: &str, issuer: &str) -> Result<Map<String, Value>, String> {
         let header = decode_header(token).map_err(|e| format!("malformed: {e}"))?;
+        // Our other JWTs (access tokens, logout tokens) are typed: only an
+        // ID token is a hint.
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
+        {
+            return Err("not an ID token".into());
+        }
         let kid = header.kid.ok_or("no kid")?;
         let key = self
             .published

@@ -52,8 +52,12 @@ pub struct SlackNamespaced {
     sid: Option<String>,
     #[serde(rename = "https://slack.com/team_id")]
     team_id: String,
-    #[serde(rename = "https://slack.com/user_id")]
-    user_id: String,
+    /// Not for a pairwise client: Slack's id would undo its pairwise `sub`.
+    #[serde(
+        rename = "https://slack.com/user_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    user_id: Option<String>,
     #[serde(
         rename = "https://slack.com/enterprise_id",
         skip_serializing_if = "Option::is_none"
@@ -79,12 +83,12 @@ fn has(scopes: &[String], scope: &str) -> bool {
     scopes.iter().any(|s| s == scope)
 }
 
-fn namespaced(identity: &SlackIdentity, scopes: &[String]) -> SlackNamespaced {
+fn namespaced(identity: &SlackIdentity, scopes: &[String], pairwise: bool) -> SlackNamespaced {
     let profile = has(scopes, "profile");
     SlackNamespaced {
         sid: None,
         team_id: identity.team_id.clone(),
-        user_id: identity.user_id.clone(),
+        user_id: (!pairwise).then(|| identity.user_id.clone()),
         enterprise_id: identity.enterprise_id.clone(),
         team_name: identity.team_name.clone().filter(|_| profile),
         team_domain: identity.team_domain.clone().filter(|_| profile),
@@ -96,10 +100,15 @@ fn namespaced(identity: &SlackIdentity, scopes: &[String]) -> SlackNamespaced {
     }
 }
 
-/// The userinfo response body; `subject` is the client's `sub` for the person.
-pub fn userinfo(identity: &SlackIdentity, subject: &str, scopes: &[String]) -> Map<String, Value> {
+/// The userinfo response body, for the client that knows the person by
+/// `subject`.
+pub fn userinfo(
+    identity: &SlackIdentity,
+    subject: &Subject<'_>,
+    scopes: &[String],
+) -> Map<String, Value> {
     let mut map = Map::new();
-    map.insert("sub".into(), json!(subject));
+    map.insert("sub".into(), json!(subject.sub));
     if has(scopes, "email") {
         insert(&mut map, "email", identity.email.as_deref());
         if identity.email.is_some() {
@@ -116,7 +125,9 @@ pub fn userinfo(identity: &SlackIdentity, subject: &str, scopes: &[String]) -> M
         insert(&mut map, "picture", identity.picture.as_deref());
         insert(&mut map, "locale", identity.locale.as_deref());
     }
-    if let Ok(Value::Object(extra)) = serde_json::to_value(namespaced(identity, scopes)) {
+    if let Ok(Value::Object(extra)) =
+        serde_json::to_value(namespaced(identity, scopes, subject.pairwise))
+    {
         map.extend(extra);
     }
     map
@@ -128,12 +139,21 @@ fn insert(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     }
 }
 
+/// How an application knows the person (OIDC Core §8): its `sub`, and
+/// whether that is pairwise (then Slack's own user id is not shown: it
+/// would let applications match people again).
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub sub: &'a str,
+    pub pairwise: bool,
+}
+
 /// Everything an ID token needs besides the identity.
 pub struct IdTokenRequest<'a> {
     pub issuer: &'a IssuerUrl,
     pub client_id: &'a str,
-    /// The client's `sub` for the person (public or pairwise).
-    pub subject: &'a str,
+    /// How the client knows the person.
+    pub subject: Subject<'a>,
     pub scopes: &'a [String],
     pub nonce: Option<&'a str>,
     pub auth_time: i64,
@@ -149,8 +169,9 @@ pub fn sign_id_token(
     request: &IdTokenRequest<'_>,
 ) -> Result<String, String> {
     let now = Utc::now();
-    let mut standard =
-        StandardClaims::<CoreGenderClaim>::new(SubjectIdentifier::new(request.subject.to_string()));
+    let mut standard = StandardClaims::<CoreGenderClaim>::new(SubjectIdentifier::new(
+        request.subject.sub.to_string(),
+    ));
     if has(request.scopes, "email") && identity.email.is_some() {
         standard = standard
             .set_email(identity.email.clone().map(EndUserEmail::new))
@@ -192,7 +213,7 @@ pub fn sign_id_token(
         standard,
         SlackNamespaced {
             sid: request.sid.map(str::to_string),
-            ..namespaced(identity, request.scopes)
+            ..namespaced(identity, request.scopes, request.subject.pairwise)
         },
     )
     .set_authorized_party(Some(ClientId::new(request.client_id.to_string())))

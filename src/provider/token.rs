@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::Provider;
 use super::access_token;
-use super::claims::{IdTokenRequest, sign_id_token};
+use super::claims::{IdTokenRequest, Subject, sign_id_token};
 use super::client_auth;
 use super::clients::Client;
 use super::dpop;
@@ -797,7 +797,10 @@ async fn issue(
         &IdTokenRequest {
             issuer: &provider.issuer_url,
             client_id: &client.id,
-            subject: &subject,
+            subject: Subject {
+                sub: &subject,
+                pairwise: client.pairwise.is_some(),
+            },
             scopes: issue.scopes,
             nonce: issue.nonce,
             auth_time: issue.auth_time,

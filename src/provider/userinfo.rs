@@ -18,19 +18,18 @@ pub async fn userinfo(
     body: web::Bytes,
     provider: web::Data<Provider>,
 ) -> HttpResponse {
-    let presented = match presented_token(&req, &body) {
-        Ok(Some(presented)) => presented,
-        Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None),
-        Err(why) => {
-            return challenge(
-                StatusCode::BAD_REQUEST,
-                Some(Challenge::bearer("invalid_request", why)),
-            );
-        }
-    };
-    let answer = match answer(&req, &provider, &presented).await {
-        Ok(answer) => answer,
-        Err(refusal) => refusal,
+    // Every answer, refusals without a token included, carries a nonce
+    // when nonces are required (RFC 9449 §9).
+    let answer = match presented_token(&req, &body) {
+        Ok(Some(presented)) => match answer(&req, &provider, &presented).await {
+            Ok(answer) => answer,
+            Err(refusal) => refusal,
+        },
+        Ok(None) => challenge(StatusCode::UNAUTHORIZED, None),
+        Err(why) => challenge(
+            StatusCode::BAD_REQUEST,
+            Some(Challenge::bearer("invalid_request", why)),
+        ),
     };
     dpop::with_nonce(&provider, answer)
 }
@@ -115,7 +114,14 @@ async fn answer(
     let subject = client.subject(&grant.identity);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(claims::userinfo(&grant.identity, &subject, &grant.scopes)))
+        .json(claims::userinfo(
+            &grant.identity,
+            &claims::Subject {
+                sub: &subject,
+                pairwise: client.pairwise.is_some(),
+            },
+            &grant.scopes,
+        )))
 }
 
 fn unavailable(e: &StoreError) -> HttpResponse {
