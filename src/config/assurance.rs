@@ -99,7 +99,7 @@ impl Config {
                     ),
                 ));
             }
-            Some(salt) if salt.len() < MIN_SALT_LEN => {
+            Some(salt) if salt.chars().count() < MIN_SALT_LEN => {
                 return Err(err(
                     "pairwise_salt",
                     format!("must be at least {MIN_SALT_LEN} characters"),

@@ -21,6 +21,7 @@ mod logout;
 mod native_and_spa;
 mod observability;
 mod pages;
+mod pairwise;
 mod par;
 mod redis_tls;
 mod refresh;
