@@ -46,7 +46,9 @@ pub fn public_jwk(value: &Value) -> Result<Jwk, String> {
             let n = URL_SAFE_NO_PAD
                 .decode(&rsa.n)
                 .map_err(|_| "the RSA modulus is not base64url")?;
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            // Leading zero octets add length, not bits.
+            let n = &n[n.iter().take_while(|b| **b == 0).count()..];
+            let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
             if bits < MIN_RSA_BITS {
                 return Err(format!(
                     "the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
@@ -260,6 +262,12 @@ mod tests {
         assert!(public_jwk(&json!({"kty": "oct", "k": "c2VjcmV0"})).is_err());
         let small = json!({"kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([0xc5u8; 128])});
         assert!(public_jwk(&small).unwrap_err().contains("1024 bits"));
+        let mut padded = vec![0u8; 129];
+        padded.extend([0xc5u8; 128]);
+        let padded = json!({"kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode(padded)});
+        assert!(public_jwk(&padded).unwrap_err().contains("1024 bits"));
+        let empty = json!({"kty": "RSA", "e": "AQAB", "n": ""});
+        assert!(public_jwk(&empty).unwrap_err().contains("0 bits"));
         let p384 = json!({"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"});
         assert!(public_jwk(&p384).is_err());
     }

@@ -23,6 +23,7 @@ mod observability;
 mod pages;
 mod pairwise;
 mod par;
+mod private_key_jwt;
 mod redis_tls;
 mod refresh;
 mod refusals;

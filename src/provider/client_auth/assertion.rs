@@ -145,7 +145,7 @@ fn check_claims(
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or_else(|| invalid("client_assertion has no exp"))?;
-    if exp + LEEWAY_SECS <= now {
+    if exp.saturating_add(LEEWAY_SECS) <= now {
         return Err(invalid("client_assertion has expired"));
     }
     if exp > now + MAX_LIFETIME_SECS {
@@ -230,6 +230,7 @@ mod tests {
         assert!(check(json!({"exp": 960})).unwrap_err().contains("expired"));
         assert!(check(json!({"exp": 1_000 + MAX_LIFETIME_SECS + 1})).is_err());
         assert!(check(json!({"exp": 1_000 + MAX_LIFETIME_SECS})).is_ok());
+        assert!(check(json!({"exp": i64::MAX})).is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! the cached set lacks (the client rotated), at most once per
 //! [`REFETCH_GAP`] so unknown `kid`s cannot make the bridge hammer the URL.
 //! When the URL does not answer, the last keys stand in up to [`STALE`];
-//! past that the client cannot authenticate (503).
+//! past that, or with none, the client cannot authenticate (503), and the
+//! URL is not tried again within [`REFETCH_GAP`]: assertions arrive before
+//! anything is verified, so they must not turn into a fetch each.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,18 +54,31 @@ pub enum KeysError {
     Unavailable(String),
 }
 
+/// What this instance knows of a client's `jwks_uri`.
 struct Cached {
-    keys: Arc<Vec<Jwk>>,
-    fetched_at: Instant,
+    /// The last keys fetched, and when.
+    keys: Option<(Arc<Vec<Jwk>>, Instant)>,
+    /// The last fetch, failed or not: [`REFETCH_GAP`] counts from it, so
+    /// neither unknown `kid`s nor a failing URL make a fetch per request
+    /// (the request is not authenticated yet when it asks).
+    tried_at: Instant,
+}
+
+/// What the cache says about a request for keys.
+enum Lookup {
+    Use(Arc<Vec<Jwk>>),
+    Fetch,
+    /// Tried within [`REFETCH_GAP`] and failed, with no keys to stand in.
+    Refuse,
 }
 
 /// The fetched key sets, by client id, for this instance.
 pub struct KeyCache {
     http: reqwest::Client,
     cached: Mutex<HashMap<String, Cached>>,
-    /// One fetch at a time: concurrent assertions of a client wait for the
-    /// fetch in flight instead of starting their own.
-    fetching: tokio::sync::Mutex<()>,
+    /// One fetch at a time per client: its concurrent assertions wait for
+    /// the fetch in flight; other clients do not.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl KeyCache {
@@ -71,7 +86,7 @@ impl KeyCache {
         KeyCache {
             http,
             cached: Mutex::default(),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: Mutex::default(),
         }
     }
 
@@ -87,32 +102,46 @@ impl KeyCache {
             ClientKeys::Inline(keys) => return Ok(keys.clone()),
             ClientKeys::Remote(uri) => uri,
         };
-        if let Some(keys) = self.usable(client_id, kid) {
-            return Ok(keys);
+        let refused = || KeysError::Unavailable("the last fetch failed; not retried yet".into());
+        match self.lookup(client_id, kid) {
+            Lookup::Use(keys) => return Ok(keys),
+            Lookup::Refuse => return Err(refused()),
+            Lookup::Fetch => {}
         }
-        let _one_at_a_time = self.fetching.lock().await;
-        if let Some(keys) = self.usable(client_id, kid) {
-            return Ok(keys);
+        let client_lock = self
+            .fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(client_id.to_string())
+            .or_default()
+            .clone();
+        let _one_at_a_time = client_lock.lock().await;
+        match self.lookup(client_id, kid) {
+            Lookup::Use(keys) => return Ok(keys),
+            Lookup::Refuse => return Err(refused()),
+            Lookup::Fetch => {}
         }
-        match fetch(&self.http, uri).await {
+        let fetched = fetch(&self.http, uri).await;
+        let now = Instant::now();
+        let mut cached = self.lock();
+        let entry = cached.entry(client_id.to_string()).or_insert(Cached {
+            keys: None,
+            tried_at: now,
+        });
+        entry.tried_at = now;
+        match fetched {
             Ok(keys) => {
                 metrics::client_key_fetch(client_id, "ok");
                 let keys = Arc::new(keys);
-                self.lock().insert(
-                    client_id.to_string(),
-                    Cached {
-                        keys: keys.clone(),
-                        fetched_at: Instant::now(),
-                    },
-                );
+                entry.keys = Some((keys.clone(), now));
                 Ok(keys)
             }
             Err(why) => {
                 tracing::warn!(client_id, error = %why, "the client's jwks_uri could not be fetched");
-                match self.lock().get(client_id) {
-                    Some(c) if c.fetched_at.elapsed() < STALE => {
+                match &entry.keys {
+                    Some((keys, fetched_at)) if fetched_at.elapsed() < STALE => {
                         metrics::client_key_fetch(client_id, "failed");
-                        Ok(c.keys.clone())
+                        Ok(keys.clone())
                     }
                     _ => {
                         metrics::client_key_fetch(client_id, "refused");
@@ -123,18 +152,31 @@ impl KeyCache {
         }
     }
 
-    /// The cached keys when no fetch is due: fresh, and either holding
-    /// `kid` or fetched too recently to fetch again.
-    fn usable(&self, client_id: &str, kid: Option<&str>) -> Option<Arc<Vec<Jwk>>> {
+    /// Fresh keys holding `kid` are used; within [`REFETCH_GAP`] of the
+    /// last try, the keys there are (up to [`STALE`]) or a refusal;
+    /// otherwise a fetch is due.
+    fn lookup(&self, client_id: &str, kid: Option<&str>) -> Lookup {
         let cached = self.lock();
-        let c = cached.get(client_id)?;
-        let age = c.fetched_at.elapsed();
-        let has_kid = kid.is_none_or(|kid| {
-            c.keys
-                .iter()
-                .any(|k| k.common.key_id.as_deref() == Some(kid))
-        });
-        (age < FRESH && (has_kid || age < REFETCH_GAP)).then(|| c.keys.clone())
+        let Some(c) = cached.get(client_id) else {
+            return Lookup::Fetch;
+        };
+        let tried_lately = c.tried_at.elapsed() < REFETCH_GAP;
+        match &c.keys {
+            Some((keys, fetched_at)) => {
+                let age = fetched_at.elapsed();
+                let has_kid = kid
+                    .is_none_or(|kid| keys.iter().any(|k| k.common.key_id.as_deref() == Some(kid)));
+                if (age < FRESH && has_kid) || (tried_lately && age < STALE) {
+                    Lookup::Use(keys.clone())
+                } else if tried_lately {
+                    Lookup::Refuse
+                } else {
+                    Lookup::Fetch
+                }
+            }
+            None if tried_lately => Lookup::Refuse,
+            None => Lookup::Fetch,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
