@@ -55,7 +55,7 @@ pub async fn token(
     provider: web::Data<Provider>,
 ) -> HttpResponse {
     if let Err(limited) = provider.limits.check_address(Endpoint::Token, &req) {
-        return limited.json();
+        return dpop::with_nonce(&provider, limited.json());
     }
     let answer = match handle(&req, &body, &provider).await {
         Ok(response) => response,
@@ -458,7 +458,9 @@ async fn refresh(
                 "the refresh token was issued to another client",
             ));
         }
-        Some(RefreshRecord::Rotated(rotated)) => return reuse(provider, token, rotated).await,
+        Some(RefreshRecord::Rotated(rotated)) => {
+            return reuse(provider, client, token, rotated, jkt).await;
+        }
         Some(RefreshRecord::Live(grant)) => grant,
     };
     if provider.keys.current().is_revoked(&grant.kid) {
@@ -533,7 +535,7 @@ async fn refresh(
                     tombstone_ttl,
                 )
                 .await;
-            return reuse(provider, token, raced).await;
+            return reuse(provider, client, token, raced, jkt).await;
         }
         None => {
             return Err(OAuthError::invalid_grant(
@@ -620,8 +622,10 @@ async fn refresh(
 /// the whole family is revoked.
 async fn reuse(
     provider: &Provider,
+    client: &Client,
     token: &str,
     rotated: RotatedRefresh,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let grace = provider.config.tokens.refresh_reuse_grace_secs as i64;
     let records = &provider.records;
@@ -637,7 +641,9 @@ async fn reuse(
             .as_deref()
             .and_then(|s| seal::open(token, SEAL_SUCCESSOR, s))
             .and_then(|bytes| serde_json::from_slice::<TokenResponse>(&bytes).ok());
-        if let Some(response) = same {
+        if let Some(response) = same
+            && retry_fits_binding(provider, client, &response, jkt).await
+        {
             tracing::info!(client_id = %rotated.client_id, "refresh token retried within the grace window");
             return Ok(response);
         }
@@ -650,6 +656,28 @@ async fn reuse(
     Err(OAuthError::invalid_grant(
         "the refresh token was already used",
     ))
+}
+
+/// RFC 9449 §5: a public client's retry gets its bound answer again only
+/// with a proof by the key it is bound to (the rotated token's); any other
+/// presentation of the rotated token is a reuse.
+async fn retry_fits_binding(
+    provider: &Provider,
+    client: &Client,
+    response: &TokenResponse,
+    jkt: Option<&str>,
+) -> bool {
+    if !client.is_public() || response.token_type != "DPoP" {
+        return true;
+    }
+    match provider
+        .records
+        .get_access_token(&response.access_token)
+        .await
+    {
+        Ok(Some(access)) => access.jkt.is_some() && access.jkt.as_deref() == jkt,
+        _ => false,
+    }
 }
 
 /// RFC 6749 §6: a refresh may ask for fewer scopes, never more.

@@ -12,6 +12,7 @@ mod deploy_files;
 mod deprovisioning;
 mod device_flow;
 mod directory;
+mod dpop;
 mod hostile_input;
 mod instances;
 mod jwt_access_tokens;

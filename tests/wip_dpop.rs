@@ -1,5 +1,0 @@
-#[macro_use]
-#[path = "integration/common/mod.rs"]
-mod common;
-#[path = "integration/dpop.rs"]
-mod dpop;
