@@ -7,17 +7,11 @@
 //! when it requires one. One sign-in is driven by the `openidconnect`
 //! library, with the proofs added by a wrapper around its HTTP client.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::common;
 
-use aws_lc_rs::encoding::AsBigEndian;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::bridge::{BASIC, Bridge, REDIRECT_URI, REFRESH, Setup};
 use common::browser::{Browser, auth_params, jwt_claims, location, param, pkce, verify_id_token};
+use common::jws::{Key, b64, now, random_id, sha256, thumbprint};
 use common::rp::{DiscoveredClient, HttpFuture, discover, library_http};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreTokenType};
 use openidconnect::http::HeaderValue;
@@ -82,170 +76,46 @@ async fn bridge_requiring_nonces() -> Bridge {
 
 // ------------------------------------------------------------------ keys
 
-type Signer = Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
-
-/// A client's DPoP key pair, made here with aws-lc-rs.
-struct Key {
-    alg: &'static str,
-    /// The public JWK, as the proof's `jwk` header carries it.
-    public: Value,
-    /// The private scalar `d` of an EC key, to leak into a `jwk`.
-    private_d: Option<String>,
-    sign: Signer,
+/// DPoP proofs (RFC 9449 §4.2) by a client's key.
+trait Proofs {
+    /// The header of a proof by this key.
+    fn dpop_header(&self) -> Value;
+    /// A proof of a request to `htu` by `htm`, with these claims added.
+    fn proof_with(&self, htm: &str, htu: &str, more: Value) -> String;
+    fn proof(&self, htm: &str, htu: &str) -> String;
+    /// A proof presented with `access_token` (its `ath`).
+    fn proof_for(&self, htm: &str, htu: &str, access_token: &str) -> String;
 }
 
-impl Key {
-    fn es256() -> Key {
-        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &SystemRandom::new()).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap();
-        let point = pair.public_key().as_ref().to_vec();
-        assert_eq!((point.len(), point[0]), (65, 4), "an uncompressed point");
-        let d = pair.private_key().as_be_bytes().unwrap();
-        Key {
-            alg: "ES256",
-            public: json!({
-                "kty": "EC", "crv": "P-256",
-                "x": b64(&point[1..33]),
-                "y": b64(&point[33..65]),
-            }),
-            private_d: Some(b64(d.as_ref())),
-            sign: Box::new(move |m| {
-                pair.sign(&SystemRandom::new(), m)
-                    .unwrap()
-                    .as_ref()
-                    .to_vec()
-            }),
-        }
+impl Proofs for Key {
+    fn dpop_header(&self) -> Value {
+        json!({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.public_jwk()})
     }
 
-    fn ed25519() -> Key {
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        Key {
-            alg: "EdDSA",
-            public: json!({
-                "kty": "OKP", "crv": "Ed25519",
-                "x": b64(pair.public_key().as_ref()),
-            }),
-            private_d: None,
-            sign: Box::new(move |m| pair.sign(m).as_ref().to_vec()),
-        }
-    }
-
-    /// A 2048-bit RSA key for `RS256` or `PS256`.
-    fn rsa(alg: &'static str) -> Key {
-        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let public = pair.public_key();
-        let encoding: &'static signature::RsaSignatureEncoding = match alg {
-            "RS256" => &signature::RSA_PKCS1_SHA256,
-            "PS256" => &signature::RSA_PSS_SHA256,
-            _ => unreachable!("{alg}"),
-        };
-        Key {
-            alg,
-            public: json!({
-                "kty": "RSA",
-                "n": b64(public.modulus().big_endian_without_leading_zero()),
-                "e": b64(public.exponent().big_endian_without_leading_zero()),
-            }),
-            private_d: None,
-            sign: Box::new(move |m| {
-                let mut sig = vec![0; pair.public_modulus_len()];
-                pair.sign(encoding, &SystemRandom::new(), m, &mut sig)
-                    .unwrap();
-                sig
-            }),
-        }
-    }
-
-    /// A compact JWS of `header` and `claims`, signed with this key.
-    fn jws(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(&serde_json::to_vec(header).unwrap()),
-            b64(&serde_json::to_vec(claims).unwrap())
-        );
-        let signature = (self.sign)(input.as_bytes());
-        format!("{input}.{}", b64(&signature))
-    }
-
-    /// The header of a proof by this key.
-    fn header(&self) -> Value {
-        json!({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.public})
-    }
-
-    /// A proof of a request to `htu` by `htm`, with these claims added.
     fn proof_with(&self, htm: &str, htu: &str, more: Value) -> String {
         let mut claims = proof_claims(htm, htu);
         for (k, v) in more.as_object().unwrap() {
             claims[k] = v.clone();
         }
-        self.jws(&self.header(), &claims)
+        self.sign(&self.dpop_header(), &claims)
     }
 
     fn proof(&self, htm: &str, htu: &str) -> String {
         self.proof_with(htm, htu, json!({}))
     }
 
-    /// A proof presented with `access_token` (its `ath`).
     fn proof_for(&self, htm: &str, htu: &str, access_token: &str) -> String {
         self.proof_with(htm, htu, json!({ "ath": ath(access_token) }))
     }
-
-    /// RFC 7638 thumbprint of the public key.
-    fn thumbprint(&self) -> String {
-        thumbprint(&self.public)
-    }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn sha256(bytes: &[u8]) -> Vec<u8> {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
-        .as_ref()
-        .to_vec()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn random_jti() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    b64(&bytes)
 }
 
 fn proof_claims(htm: &str, htu: &str) -> Value {
-    json!({"jti": random_jti(), "htm": htm, "htu": htu, "iat": now()})
+    json!({"jti": random_id(), "htm": htm, "htu": htu, "iat": now()})
 }
 
 /// `ath` (RFC 9449 §4.2): base64url of the SHA-256 of the token.
 fn ath(access_token: &str) -> String {
     b64(&sha256(access_token.as_bytes()))
-}
-
-/// The JWK SHA-256 thumbprint (RFC 7638 §3): the required members, in
-/// lexicographic order, no whitespace, hashed.
-fn thumbprint(jwk: &Value) -> String {
-    let members: &[&str] = match jwk["kty"].as_str() {
-        Some("EC") => &["crv", "kty", "x", "y"],
-        Some("OKP") => &["crv", "kty", "x"],
-        Some("RSA") => &["e", "kty", "n"],
-        other => panic!("no thumbprint for kty {other:?}"),
-    };
-    let canonical = members
-        .iter()
-        .map(|m| format!("\"{m}\":\"{}\"", jwk[*m].as_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join(",");
-    b64(&sha256(format!("{{{canonical}}}").as_bytes()))
 }
 
 // ------------------------------------------------------------ requests
@@ -652,7 +522,7 @@ async fn proofs_that_do_not_fit_the_request_are_refused_with_invalid_dpop_proof(
     let other = Key::ed25519();
     let url = bridge.url("/token");
     let header_with = |patch: Value| {
-        let mut h = key.header();
+        let mut h = key.dpop_header();
         for (k, v) in patch.as_object().unwrap() {
             h[k] = v.clone();
         }
@@ -684,14 +554,14 @@ async fn proofs_that_do_not_fit_the_request_are_refused_with_invalid_dpop_proof(
         b64(&serde_json::to_vec(&proof_claims("POST", &url)).unwrap())
     );
     // A proof of this request by `key`, its header patched.
-    let with_header = |patch: Value| key.jws(&header_with(patch), &proof_claims("POST", &url));
+    let with_header = |patch: Value| key.sign(&header_with(patch), &proof_claims("POST", &url));
     let declaring = |member: &str, value: &str| {
-        let mut jwk = key.public.clone();
+        let mut jwk = key.public_jwk().clone();
         jwk[member] = json!(value);
         jwk
     };
-    let mut private_jwk = key.public.clone();
-    private_jwk["d"] = json!(key.private_d.as_deref().unwrap());
+    let mut private_jwk = key.public_jwk().clone();
+    private_jwk["d"] = json!(key.private_d().unwrap());
     let origin_port = url.trim_end_matches("/token").rsplit(':').next().unwrap();
 
     let refused: Vec<(&str, String)> = vec![
@@ -709,7 +579,7 @@ async fn proofs_that_do_not_fit_the_request_are_refused_with_invalid_dpop_proof(
         ),
         (
             "htu missing",
-            key.jws(&key.header(), &claims_without("htu")),
+            key.sign(&key.dpop_header(), &claims_without("htu")),
         ),
         ("htm GET", key.proof("GET", &url)),
         ("htm lowercase", key.proof("post", &url)),
@@ -723,11 +593,11 @@ async fn proofs_that_do_not_fit_the_request_are_refused_with_invalid_dpop_proof(
         ),
         (
             "iat missing",
-            key.jws(&key.header(), &claims_without("iat")),
+            key.sign(&key.dpop_header(), &claims_without("iat")),
         ),
         (
             "jti missing",
-            key.jws(&key.header(), &claims_without("jti")),
+            key.sign(&key.dpop_header(), &claims_without("jti")),
         ),
         ("alg HS256 with a shared secret", hs256),
         ("alg none", none),
@@ -752,11 +622,11 @@ async fn proofs_that_do_not_fit_the_request_are_refused_with_invalid_dpop_proof(
         ),
         (
             "signed by another key than its jwk",
-            with_header(json!({"alg": "EdDSA", "jwk": other.public})),
+            with_header(json!({"alg": "EdDSA", "jwk": other.public_jwk()})),
         ),
         (
             "signed by another key of the same type",
-            with_header(json!({ "jwk": Key::es256().public })),
+            with_header(json!({ "jwk": Key::es256().public_jwk() })),
         ),
         ("not a JWS", "not-a-proof".into()),
     ];
@@ -1273,18 +1143,13 @@ async fn a_proof_is_accepted_once(setup: Setup) {
     assert_dpop_challenge(&r, "invalid_dpop_proof");
 }
 
-async fn a_public_clients_refresh_token_is_bound_to_its_key(setup: Setup) {
-    let bridge = Bridge::start(with_clients(setup)).await;
-    let key = Key::ed25519();
-    let native = Caller::Public(NATIVE);
+/// A bound refresh token presented with a proof by `thief`, then with none:
+/// `invalid_grant` both times.
+async fn refused_without_its_key(bridge: &Bridge, caller: Caller, refresh_token: &str, thief: Key) {
     let url = bridge.url("/token");
-    let tokens = bound_tokens(&bridge, native, "openid offline_access", &key).await;
-    let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token");
-
-    let thief = Key::ed25519();
     let r = refresh(
-        &bridge,
-        native,
+        bridge,
+        caller,
         refresh_token,
         Some(&thief.proof("POST", &url)),
     )
@@ -1294,8 +1159,19 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(setup: Setup) {
         (400, "invalid_grant".into()),
         "another key"
     );
-    let r = refresh(&bridge, native, refresh_token, None).await;
+    let r = refresh(bridge, caller, refresh_token, None).await;
     assert_eq!(error_of(r).await, (400, "invalid_grant".into()), "no proof");
+}
+
+async fn a_public_clients_refresh_token_is_bound_to_its_key(setup: Setup) {
+    let bridge = Bridge::start(with_clients(setup)).await;
+    let key = Key::ed25519();
+    let native = Caller::Public(NATIVE);
+    let url = bridge.url("/token");
+    let tokens = bound_tokens(&bridge, native, "openid offline_access", &key).await;
+    let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token");
+
+    refused_without_its_key(&bridge, native, refresh_token, Key::ed25519()).await;
 
     let r = refresh(
         &bridge,
@@ -1395,21 +1271,7 @@ async fn a_bound_refresh_token_retried_within_the_grace_window_still_needs_its_k
     let again: Value = r.json().await.unwrap();
     assert_eq!(again["refresh_token"], next["refresh_token"]);
 
-    let thief = Key::es256();
-    let r = refresh(
-        &bridge,
-        native,
-        refresh_token,
-        Some(&thief.proof("POST", &url)),
-    )
-    .await;
-    assert_eq!(
-        error_of(r).await,
-        (400, "invalid_grant".into()),
-        "another key"
-    );
-    let r = refresh(&bridge, native, refresh_token, None).await;
-    assert_eq!(error_of(r).await, (400, "invalid_grant".into()), "no proof");
+    refused_without_its_key(&bridge, native, refresh_token, Key::es256()).await;
     let access = introspect(&bridge, native, next["access_token"].as_str().unwrap()).await;
     assert_eq!(access["active"], false, "the family ended: {access}");
 }

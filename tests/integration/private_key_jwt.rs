@@ -9,16 +9,15 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
-use aws_lc_rs::{hmac, rsa};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::bridge::{BASIC, Bridge, POST, REDIRECT_URI, Setup, config_text, free_port};
 use common::browser::{Browser, auth_params, param};
 use common::json_server::JsonServer;
+use common::jws::{Key, now, random_id};
 use common::rp::{DiscoveredClient, discover, library_http};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{
@@ -34,122 +33,22 @@ const KEY_FETCHES: &str = "bridge_client_key_fetches_total";
 
 // ------------------------------------------------------------------ keys
 
-enum Pair {
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
-    Rsa(RsaKeyPair),
-}
-
-/// A client's key pair, made here, with its public JWK written by hand.
-struct Key {
-    pair: Pair,
-    kid: String,
-    /// The alg its assertions use by default.
-    alg: &'static str,
-}
-
-impl Key {
-    fn es256(kid: &str) -> Key {
-        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &SystemRandom::new()).unwrap();
-        Key {
-            pair: Pair::Ec(EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap()),
-            kid: kid.into(),
-            alg: "ES256",
-        }
-    }
-
-    fn ed25519(kid: &str) -> Key {
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-        Key {
-            pair: Pair::Ed(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()),
-            kid: kid.into(),
-            alg: "EdDSA",
-        }
-    }
-
-    fn rsa(kid: &str) -> Key {
-        Key {
-            pair: Pair::Rsa(RsaKeyPair::generate(rsa::KeySize::Rsa2048).unwrap()),
-            kid: kid.into(),
-            alg: "RS256",
-        }
-    }
-
-    /// The public JWK, with its `kid`.
-    fn jwk(&self) -> Value {
-        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-        let mut jwk = match &self.pair {
-            Pair::Ec(pair) => {
-                // The uncompressed SEC1 point: 0x04 ‖ x ‖ y.
-                let point = pair.public_key().as_ref();
-                assert_eq!((point.len(), point[0]), (65, 4));
-                json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])})
-            }
-            Pair::Ed(pair) => {
-                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())})
-            }
-            Pair::Rsa(pair) => {
-                let public = pair.public_key();
-                json!({
-                    "kty": "RSA",
-                    "n": b64(public.modulus().big_endian_without_leading_zero()),
-                    "e": b64(public.exponent().big_endian_without_leading_zero()),
-                })
-            }
-        };
-        jwk["kid"] = json!(self.kid);
-        jwk
-    }
-
-    /// A compact JWS of `claims` under `header`, signed with this key (an
-    /// RSA key pads as the header's alg says: PS256 or else RS256).
-    fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).unwrap()),
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
-        );
-        let rng = SystemRandom::new();
-        let signature = match &self.pair {
-            Pair::Ec(pair) => pair.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
-            Pair::Ed(pair) => pair.sign(input.as_bytes()).as_ref().to_vec(),
-            Pair::Rsa(pair) => {
-                let padding: &'static dyn signature::RsaEncoding = match header["alg"].as_str() {
-                    Some("PS256") => &signature::RSA_PSS_SHA256,
-                    _ => &signature::RSA_PKCS1_SHA256,
-                };
-                let mut out = vec![0; pair.public_modulus_len()];
-                pair.sign(padding, &rng, input.as_bytes(), &mut out)
-                    .unwrap();
-                out
-            }
-        };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-
+/// Client assertions (RFC 7523) by a client's key.
+trait Assertions {
     /// The usual header: this key's alg and kid.
+    fn header(&self) -> Value;
+    /// A valid assertion of `client` for the audience `aud`.
+    fn assertion(&self, client: &str, aud: impl Into<Value>) -> String;
+}
+
+impl Assertions for Key {
     fn header(&self) -> Value {
         json!({"alg": self.alg, "kid": self.kid, "typ": "JWT"})
     }
 
-    /// A valid assertion of `client` for the audience `aud`.
     fn assertion(&self, client: &str, aud: impl Into<Value>) -> String {
         self.sign(&self.header(), &claims(client, aud))
     }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn fresh_jti() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The claims of a valid assertion: two minutes to live, a fresh `jti`.
@@ -160,7 +59,7 @@ fn claims(client: &str, aud: impl Into<Value>) -> Value {
         "aud": aud.into(),
         "iat": now(),
         "exp": now() + 120,
-        "jti": fresh_jti(),
+        "jti": random_id(),
     })
 }
 
@@ -386,7 +285,7 @@ async fn library_sign_in(bridge: &Bridge, client_id: &str, sign: impl Fn(&str) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_es256_assertion_with_inline_keys_authenticates_the_librarys_code_exchange() {
-    let key = Key::es256("es-1");
+    let key = Key::es256().with_kid("es-1");
     let bridge = Bridge::start(with_clients(&[keyed_client(
         "rp-es256",
         &inline_keys(&[key.jwk()]),
@@ -397,8 +296,8 @@ async fn an_es256_assertion_with_inline_keys_authenticates_the_librarys_code_exc
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eddsa_keys_at_a_jwks_uri_and_rsa_keys_with_rs256_or_ps256_authenticate_code_exchanges() {
-    let ed = Key::ed25519("ed-1");
-    let rsa = Key::rsa("rsa-1");
+    let ed = Key::ed25519().with_kid("ed-1");
+    let rsa = Key::rsa("RS256").with_kid("rsa-1");
     let published = JsonServer::start(json!({ "keys": [ed.jwk()] })).await;
     let bridge = Bridge::start(with_clients(&[
         keyed_client("rp-eddsa", &jwks_uri(&published)),
@@ -430,7 +329,7 @@ async fn eddsa_keys_at_a_jwks_uri_and_rsa_keys_with_rs256_or_ps256_authenticate_
 }
 
 async fn a_replayed_assertion_is_refused(mut setup: Setup) {
-    let key = Key::es256("replay-1");
+    let key = Key::es256().with_kid("replay-1");
     setup
         .extra_toml
         .push_str(&keyed_client("rp-replay", &inline_keys(&[key.jwk()])));
@@ -499,12 +398,12 @@ crate::on_both_stores!(a_replayed_assertion_is_refused);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn assertions_that_do_not_hold_are_refused() {
-    let key = Key::es256("ec-1");
-    let other = Key::es256("other-1");
-    let pinned_ec = Key::es256("pin-ec");
-    let pinned_ed = Key::ed25519("pin-ed");
-    let stranger = Key::es256("ec-1");
-    let stranger_ed = Key::ed25519("ec-1");
+    let key = Key::es256().with_kid("ec-1");
+    let other = Key::es256().with_kid("other-1");
+    let pinned_ec = Key::es256().with_kid("pin-ec");
+    let pinned_ed = Key::ed25519().with_kid("pin-ed");
+    let stranger = Key::es256().with_kid("ec-1");
+    let stranger_ed = Key::ed25519().with_kid("ec-1");
     let bridge = Bridge::start(with_clients(&[
         keyed_client("rp-keyed", &inline_keys(&[key.jwk()])),
         keyed_client("rp-other", &inline_keys(&[other.jwk()])),
@@ -715,7 +614,7 @@ async fn assertions_that_do_not_hold_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_private_key_jwt_client_cannot_authenticate_with_its_id_alone_or_a_secret() {
-    let key = Key::es256("k-1");
+    let key = Key::es256().with_kid("k-1");
     let bridge = Bridge::start(with_clients(&[keyed_client(
         "rp-keyed",
         &inline_keys(&[key.jwk()]),
@@ -779,7 +678,7 @@ async fn a_private_key_jwt_client_cannot_authenticate_with_its_id_alone_or_a_sec
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_client_authenticating_endpoint_accepts_an_assertion_naming_it() {
-    let key = Key::es256("all-1");
+    let key = Key::es256().with_kid("all-1");
     let bridge = Bridge::start(with_clients(&[keyed_client(
         "rp-all",
         &format!(
@@ -908,8 +807,8 @@ const REFETCH_GAP: Duration = Duration::from_millis(10_500);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_key_is_fetched_once_when_its_kid_is_first_seen() {
-    let old = Key::es256("rot-1");
-    let new = Key::es256("rot-2");
+    let old = Key::es256().with_kid("rot-1");
+    let new = Key::es256().with_kid("rot-2");
     let published = JsonServer::start(json!({ "keys": [old.jwk()] })).await;
     let bridge = Bridge::start(with_clients(&[keyed_client(
         "rp-rotating",
@@ -966,12 +865,12 @@ async fn a_rotated_key_is_fetched_once_when_its_kid_is_first_seen() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_jwks_uri_is_503_without_keys_and_the_last_keys_stand_in_otherwise() {
-    let down_key = Key::es256("down-1");
-    let cached_key = Key::es256("cached-1");
+    let down_key = Key::es256().with_kid("down-1");
+    let cached_key = Key::es256().with_kid("cached-1");
     let down = JsonServer::start(json!({ "keys": [down_key.jwk()] })).await;
     down.fail();
     let flaky = JsonServer::start(json!({ "keys": [cached_key.jwk()] })).await;
-    let huge_key = Key::es256("huge-1");
+    let huge_key = Key::es256().with_kid("huge-1");
     // Over the 64 KiB cap.
     let huge = JsonServer::start(json!({
         "keys": [huge_key.jwk()],
@@ -1113,8 +1012,8 @@ fn check_config(dir: &tempfile::TempDir, extra: &str) -> (bool, String) {
 #[test]
 fn check_config_refuses_unusable_private_key_jwt_settings_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let ec = Key::es256("ec").jwk();
-    let ed = Key::ed25519("ed").jwk();
+    let ec = Key::es256().with_kid("ec").jwk();
+    let ed = Key::ed25519().with_kid("ed").jwk();
     let keys = inline_keys(&[ec.clone(), ed.clone()]);
     let (ok, stderr) = check_config(
         &dir,

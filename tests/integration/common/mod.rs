@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod browser;
 pub mod in_process;
 pub mod json_server;
+pub mod jws;
 pub mod receiver;
 pub mod redis_cluster;
 pub mod redis_server;
