@@ -71,7 +71,8 @@ pub const SLACK_EVENTS: &str = "bridge_slack_events_total";
 pub const CLIENT_KEY_FETCHES: &str = "bridge_client_key_fetches_total";
 /// Counter. DPoP proofs checked (RFC 9449), by `outcome` (`ok`, `invalid`,
 /// `replayed`, `nonce`: a nonce was asked for, `missing`: a bound token or a
-/// client registered for DPoP came without one).
+/// client registered for DPoP came without one, `unavailable`: the store
+/// could not record the `jti`).
 pub const DPOP_PROOFS: &str = "bridge_dpop_proofs_total";
 
 /// Latency buckets (seconds) shared by both histograms: from a cached answer
