@@ -80,26 +80,55 @@ pub fn algorithms() -> Vec<Algorithm> {
         .collect()
 }
 
-/// The proof of a request to `{issuer}/{endpoint}`, if it carries one.
-/// `access_token`: the token presented with it, which `ath` must hash.
+/// The proof of a request to `{issuer}/{endpoint}`, if it carries one,
+/// checked and spent. `access_token`: the token presented with it, which
+/// `ath` must hash.
 pub async fn check(
     provider: &Provider,
     req: &HttpRequest,
     endpoint: &str,
     access_token: Option<&str>,
 ) -> Result<Option<Proof>, Refused> {
+    match verify_request(provider, req, endpoint, access_token)? {
+        Some(unspent) => spend(provider, unspent).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A proof that passed every check but the first use of its `jti`.
+pub struct Unspent {
+    proof: Proof,
+    jti: String,
+}
+
+impl Unspent {
+    pub fn jkt(&self) -> &str {
+        &self.proof.jkt
+    }
+}
+
+fn counted(r: Refused) -> Refused {
+    metrics::dpop_proof(match &r {
+        Refused::Invalid(_) => "invalid",
+        Refused::Replayed => "replayed",
+        Refused::Nonce => "nonce",
+        Refused::Unavailable(_) => "unavailable",
+    });
+    r
+}
+
+/// Every check of the request's proof that needs no store: userinfo runs
+/// them, then checks the token, and [`spend`]s the proof only for a live
+/// one, so a request with a made-up token writes nothing.
+pub fn verify_request(
+    provider: &Provider,
+    req: &HttpRequest,
+    endpoint: &str,
+    access_token: Option<&str>,
+) -> Result<Option<Unspent>, Refused> {
     let mut headers = req.headers().get_all(DPOP);
     let Some(value) = headers.next() else {
         return Ok(None);
-    };
-    let counted = |r: Refused| {
-        metrics::dpop_proof(match &r {
-            Refused::Invalid(_) => "invalid",
-            Refused::Replayed => "replayed",
-            Refused::Nonce => "nonce",
-            Refused::Unavailable(_) => "unavailable",
-        });
-        r
     };
     if headers.next().is_some() {
         return Err(counted(Refused::Invalid(
@@ -116,17 +145,26 @@ pub async fn check(
         now: now(),
         max_age: provider.config.dpop.proof_max_age_secs as i64,
     };
-    let (proof, jti) = verify(jwt, &expected).map_err(|why| counted(Refused::Invalid(why)))?;
-    if provider.config.dpop.require_nonce && !nonce_is_fresh(provider, &proof.nonce) {
+    let (verified, jti) = verify(jwt, &expected).map_err(|why| counted(Refused::Invalid(why)))?;
+    if provider.config.dpop.require_nonce && !nonce_is_fresh(provider, &verified.nonce) {
         return Err(counted(Refused::Nonce));
     }
-    let keep = Duration::from_secs(2 * expected.max_age as u64);
+    Ok(Some(Unspent {
+        proof: verified.checked,
+        jti,
+    }))
+}
+
+/// The `jti`'s first use, recorded in the store for as long as the proof
+/// could be replayed (twice the `iat` window: either side of now).
+pub async fn spend(provider: &Provider, unspent: Unspent) -> Result<Proof, Refused> {
+    let keep = Duration::from_secs(2 * provider.config.dpop.proof_max_age_secs);
     let first_use = provider
         .records
         .store()
         .put_new(
             Namespace::Jti,
-            &jti_key(&proof.checked.jkt, &jti),
+            &jti_key(&unspent.proof.jkt, &unspent.jti),
             b"1",
             keep,
         )
@@ -136,7 +174,7 @@ pub async fn check(
         return Err(counted(Refused::Replayed));
     }
     metrics::dpop_proof("ok");
-    Ok(Some(proof.checked))
+    Ok(unspent.proof)
 }
 
 /// What a proof must say to be this request's.

@@ -40,11 +40,13 @@ async fn answer(
     presented: &Presented,
 ) -> Result<HttpResponse, HttpResponse> {
     // RFC 9449 §7.1: with the DPoP scheme, a proof by the token's key that
-    // hashes this very token.
+    // hashes this very token. Checked first; spent (its `jti` recorded)
+    // only once the token is live and bound to its key, so a request with a
+    // made-up token writes nothing.
     let proof = match presented.scheme {
         Scheme::Dpop => {
-            match dpop::check(provider, req, "userinfo", Some(&presented.token)).await {
-                Ok(Some(proof)) => Some(proof),
+            match dpop::verify_request(provider, req, "userinfo", Some(&presented.token)) {
+                Ok(Some(unspent)) => Some(unspent),
                 Ok(None) => {
                     crate::observability::metrics::dpop_proof("missing");
                     return Err(challenge(
@@ -55,15 +57,7 @@ async fn answer(
                         )),
                     ));
                 }
-                Err(dpop::Refused::Unavailable(e)) => return Err(unavailable(&e)),
-                // invalid_dpop_proof, use_dpop_nonce: 401 (RFC 9449 §7.1, §9).
-                Err(refused) => {
-                    let e = refused.oauth();
-                    return Err(challenge(
-                        StatusCode::UNAUTHORIZED,
-                        Some(Challenge::dpop(e.code.as_str(), &e.description)),
-                    ));
-                }
+                Err(refused) => return Err(proof_refused(refused)),
             }
         }
         Scheme::Bearer => None,
@@ -84,9 +78,11 @@ async fn answer(
             "the access token is invalid or expired",
         ));
     };
-    match (&grant.jkt, &proof) {
+    match (&grant.jkt, proof) {
         (None, None) => {}
-        (Some(bound), Some(proof)) if *bound == proof.jkt => {}
+        (Some(bound), Some(proof)) if bound == proof.jkt() => {
+            dpop::spend(provider, proof).await.map_err(proof_refused)?;
+        }
         (Some(_), Some(_)) => {
             return Err(invalid(
                 Challenge::dpop,
@@ -122,6 +118,19 @@ async fn answer(
             },
             &grant.scopes,
         )))
+}
+
+/// A proof refused: 401 with its error in a DPoP challenge
+/// (`invalid_dpop_proof`, `use_dpop_nonce`: RFC 9449 §7.1, §9), or 503.
+fn proof_refused(refused: dpop::Refused) -> HttpResponse {
+    if let dpop::Refused::Unavailable(e) = &refused {
+        return unavailable(e);
+    }
+    let e = refused.oauth();
+    challenge(
+        StatusCode::UNAUTHORIZED,
+        Some(Challenge::dpop(e.code.as_str(), &e.description)),
+    )
 }
 
 fn unavailable(e: &StoreError) -> HttpResponse {

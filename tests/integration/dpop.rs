@@ -1299,3 +1299,40 @@ fn the_tests_thumbprint_gives_rfc7638s_example() {
         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
     );
 }
+
+/// A proof is spent (its `jti` stored) only for a live token bound to its
+/// key: userinfo with a made-up token and a valid proof adds no key to Redis,
+/// while the same with a real bound token adds the proof's one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proof_with_a_made_up_token_writes_nothing() {
+    let server = common::redis_server::RedisServer::start();
+    let bridge = Bridge::start(with_clients(Setup {
+        redis_url: Some(server.url.clone()),
+        ..Setup::default()
+    }))
+    .await;
+    let key = Key::es256();
+    let tokens = bound_tokens(&bridge, BASIC_CALLER, "openid", &key).await;
+    let access_token = tokens["access_token"].as_str().unwrap();
+    let redis = ::redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let mut keys = async || {
+        ::redis::cmd("DBSIZE")
+            .query_async::<i64>(&mut conn)
+            .await
+            .unwrap()
+    };
+    let before = keys().await;
+    for made_up in [
+        "not-a-token",
+        "a-made-up-token-of-a-plausible-length-000000",
+    ] {
+        let r = userinfo_with_proof(&bridge, made_up, &key).await;
+        assert_eq!(r.status(), 401);
+        assert_dpop_challenge(&r, "invalid_token");
+    }
+    assert_eq!(keys().await, before, "nothing written for made-up tokens");
+    let r = userinfo_with_proof(&bridge, access_token, &key).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(keys().await, before + 1, "the live token's proof is spent");
+}
