@@ -95,6 +95,27 @@ pub async fn check(
     }
 }
 
+/// A token request's proof, if it had one: checked when the request came,
+/// spent once the grant it comes with is known to be good, so a made-up
+/// code or refresh token writes nothing.
+pub struct TokenProof(pub Option<Unspent>);
+
+impl TokenProof {
+    pub fn jkt(&self) -> Option<&str> {
+        self.0.as_ref().map(Unspent::jkt)
+    }
+
+    /// Records the `jti`'s first use; a replay is refused.
+    pub async fn spend(&self, provider: &Provider) -> Result<(), OAuthError> {
+        match &self.0 {
+            Some(unspent) => record_first_use(provider, unspent)
+                .await
+                .map_err(|r| r.oauth()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A proof that passed every check but the first use of its `jti`.
 pub struct Unspent {
     proof: Proof,
@@ -158,6 +179,11 @@ pub fn verify_request(
 /// The `jti`'s first use, recorded in the store for as long as the proof
 /// could be replayed (twice the `iat` window: either side of now).
 pub async fn spend(provider: &Provider, unspent: Unspent) -> Result<Proof, Refused> {
+    record_first_use(provider, &unspent).await?;
+    Ok(unspent.proof)
+}
+
+async fn record_first_use(provider: &Provider, unspent: &Unspent) -> Result<(), Refused> {
     let keep = Duration::from_secs(2 * provider.config.dpop.proof_max_age_secs);
     let first_use = provider
         .records
@@ -174,7 +200,7 @@ pub async fn spend(provider: &Provider, unspent: Unspent) -> Result<Proof, Refus
         return Err(counted(Refused::Replayed));
     }
     metrics::dpop_proof("ok");
-    Ok(unspent.proof)
+    Ok(())
 }
 
 /// What a proof must say to be this request's.

@@ -85,17 +85,16 @@ async fn handle(
         Ok(authenticated) => authenticated,
         Err(limited) => return Ok(limited),
     };
-    let proof = check_dpop_proof(provider, req, &client).await?;
-    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let proof = check_dpop_proof(provider, req, &client)?;
     let response = match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
         Some("authorization_code") => {
-            let response = authorization_code(provider, &client, &params, jkt).await?;
+            let response = authorization_code(provider, &client, &params, &proof).await?;
             metrics::token_issued("authorization_code");
             response
         }
         Some("refresh_token") if client.allows_refresh => {
-            let response = refresh(provider, &client, &params, jkt).await?;
+            let response = refresh(provider, &client, &params, &proof).await?;
             metrics::token_issued("refresh_token");
             response
         }
@@ -107,7 +106,7 @@ async fn handle(
         }
         Some(crate::config::DEVICE_CODE_GRANT) => {
             let response =
-                super::device::poll::device_code(provider, &client, &params, jkt).await?;
+                super::device::poll::device_code(provider, &client, &params, &proof).await?;
             metrics::token_issued("device_code");
             response
         }
@@ -122,22 +121,21 @@ async fn handle(
 }
 
 /// RFC 9449 §5: a token request may carry a DPoP proof, and must when the
-/// client registered `dpop_bound_access_tokens`.
-async fn check_dpop_proof(
+/// client registered `dpop_bound_access_tokens`. Checked now, spent by the
+/// grant once its code or token is known to be good.
+fn check_dpop_proof(
     provider: &Provider,
     req: &HttpRequest,
     client: &Client,
-) -> Result<Option<dpop::Proof>, OAuthError> {
-    let proof = dpop::check(provider, req, "token", None)
-        .await
-        .map_err(|r| r.oauth())?;
+) -> Result<dpop::TokenProof, OAuthError> {
+    let proof = dpop::verify_request(provider, req, "token", None).map_err(|r| r.oauth())?;
     if proof.is_none() && client.dpop_required {
         crate::observability::metrics::dpop_proof("missing");
         return Err(OAuthError::invalid_request(
             "this client must send a DPoP proof (dpop_bound_access_tokens)",
         ));
     }
-    Ok(proof)
+    Ok(dpop::TokenProof(proof))
 }
 
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
@@ -182,14 +180,15 @@ async fn authorization_code(
     provider: &Provider,
     client: &Client,
     params: &Params,
-    jkt: Option<&str>,
+    proof: &dpop::TokenProof,
 ) -> Result<TokenResponse, OAuthError> {
     let code = params.require("code")?;
     let grant = consume_code(provider, code).await?;
     check_code_belongs_to_client(&grant, client)?;
     check_redirect_uri_matches(&grant, params)?;
     check_pkce_verifier(&grant, params)?;
-    check_code_binding(&grant, jkt)?;
+    check_code_binding(&grant, proof.jkt())?;
+    proof.spend(provider).await?;
 
     let redeemed = Redeemed {
         scopes: &grant.scopes,
@@ -225,7 +224,7 @@ async fn authorization_code(
         &redeemed,
         &family,
         upstream_token.as_deref(),
-        jkt,
+        proof.jkt(),
     )
     .await
 }
@@ -437,9 +436,10 @@ async fn refresh(
     provider: &Provider,
     client: &Client,
     params: &Params,
-    jkt: Option<&str>,
+    proof: &dpop::TokenProof,
 ) -> Result<TokenResponse, OAuthError> {
     let token = params.require("refresh_token")?;
+    let jkt = proof.jkt();
     let records = &provider.records;
     let unavailable = |e| OAuthError::unavailable(&e);
     let record: Option<RefreshRecord> = records
@@ -459,7 +459,7 @@ async fn refresh(
             ));
         }
         Some(RefreshRecord::Rotated(rotated)) => {
-            return reuse(provider, client, token, rotated, jkt).await;
+            return reuse(provider, client, token, rotated, proof).await;
         }
         Some(RefreshRecord::Live(grant)) => grant,
     };
@@ -471,6 +471,7 @@ async fn refresh(
     // Checked before the token is spent: a bad request, or Slack not
     // answering, must not burn it.
     check_refresh_binding(&grant, jkt)?;
+    proof.spend(provider).await?;
     let scopes = narrowed_scopes(params, &grant.scopes)?;
     let upstream = grant
         .upstream_token
@@ -535,7 +536,7 @@ async fn refresh(
                     tombstone_ttl,
                 )
                 .await;
-            return reuse(provider, client, token, raced, jkt).await;
+            return reuse(provider, client, token, raced, proof).await;
         }
         None => {
             return Err(OAuthError::invalid_grant(
@@ -625,7 +626,7 @@ async fn reuse(
     client: &Client,
     token: &str,
     rotated: RotatedRefresh,
-    jkt: Option<&str>,
+    proof: &dpop::TokenProof,
 ) -> Result<TokenResponse, OAuthError> {
     let grace = provider.config.tokens.refresh_reuse_grace_secs as i64;
     let records = &provider.records;
@@ -642,8 +643,9 @@ async fn reuse(
             .and_then(|s| seal::open(token, SEAL_SUCCESSOR, s))
             .and_then(|bytes| serde_json::from_slice::<TokenResponse>(&bytes).ok());
         if let Some(response) = same
-            && retry_fits_binding(provider, client, &response, jkt).await
+            && retry_fits_binding(provider, client, &response, proof.jkt()).await
         {
+            proof.spend(provider).await?;
             tracing::info!(client_id = %rotated.client_id, "refresh token retried within the grace window");
             return Ok(response);
         }

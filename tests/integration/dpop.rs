@@ -1124,13 +1124,28 @@ async fn a_proof_is_accepted_once(setup: Setup) {
         (400, "invalid_dpop_proof".into()),
         "the same proof again"
     );
+    // The proof is spent once the code is known to be good: the code was
+    // taken, as with a wrong PKCE verifier, and is not good again.
     let fresh = key.proof("POST", &bridge.url("/token"));
     assert_eq!(
-        redeem(&bridge, BASIC_CALLER, &second, Some(&fresh))
+        error_of(redeem(&bridge, BASIC_CALLER, &second, Some(&fresh)).await).await,
+        (400, "invalid_grant".into()),
+        "a code presented with a replayed proof is used up"
+    );
+    // A made-up code with a fresh proof does not spend the proof.
+    let unspent = key.proof("POST", &bridge.url("/token"));
+    let made_up = ("made-up-code".to_string(), second.1.clone());
+    assert_eq!(
+        error_of(redeem(&bridge, BASIC_CALLER, &made_up, Some(&unspent)).await).await,
+        (400, "invalid_grant".into())
+    );
+    let third = sign_in(&bridge, BASIC.0, "openid").await;
+    assert_eq!(
+        redeem(&bridge, BASIC_CALLER, &third, Some(&unspent))
             .await
             .status(),
         200,
-        "a fresh proof, and the refused request did not spend the code"
+        "the proof sent with a made-up code is still good"
     );
 
     // At userinfo too.

@@ -10,6 +10,7 @@ use super::records::{Answer, Approval, DeviceGrant, DeviceRecords, PollRecord};
 use super::{INTERVAL_SECS, SEAL_UPSTREAM, SLOW_DOWN_SECS, check_client_allows_device_code};
 use crate::provider::Provider;
 use crate::provider::clients::Client;
+use crate::provider::dpop;
 use crate::provider::error::{ErrorCode, OAuthError};
 use crate::provider::params::Params;
 use crate::provider::session::now;
@@ -20,7 +21,7 @@ pub(crate) async fn device_code(
     provider: &Provider,
     client: &Client,
     params: &Params,
-    jkt: Option<&str>,
+    proof: &dpop::TokenProof,
 ) -> Result<TokenResponse, OAuthError> {
     check_client_allows_device_code(provider, client)?;
     let device_code = params.require("device_code")?;
@@ -51,7 +52,7 @@ pub(crate) async fn device_code(
             let _ = provider.records.revoke_family(family_id).await;
             Err(already_used())
         }
-        Answer::Approved(_) => redeem(provider, client, &key, grant, jkt).await,
+        Answer::Approved(_) => redeem(provider, client, &key, grant, proof).await,
     }
 }
 
@@ -120,8 +121,11 @@ async fn redeem(
     client: &Client,
     key: &str,
     grant: DeviceGrant,
-    jkt: Option<&str>,
+    proof: &dpop::TokenProof,
 ) -> Result<TokenResponse, OAuthError> {
+    // Spent only for a code that gives tokens: polls while the person
+    // decides write nothing for their proofs.
+    proof.spend(provider).await?;
     let records = DeviceRecords(&provider.records);
     let family_id = random_secret();
     let tombstone = DeviceGrant {
@@ -179,7 +183,7 @@ async fn redeem(
         &redeemed,
         &family,
         upstream_token.as_deref(),
-        jkt,
+        proof.jkt(),
     )
     .await
 }
