@@ -1168,3 +1168,36 @@ async fn discovery_lists_private_key_jwt_and_its_signing_algs() {
         "{methods:?}"
     );
 }
+
+/// A `kid` is a hint (RFC 7515 §4.1.4): it picks the key that has it, and a
+/// key registered without one may still be the signer; a key registered
+/// with another `kid` is not tried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kid_picks_its_key_and_a_key_registered_without_one_may_still_sign() {
+    let bare = Key::es256();
+    let named = Key::es256().with_kid("named-1");
+    let bridge = Bridge::start(with_clients(&[
+        keyed_client("rp-bare", &inline_keys(&[bare.public_jwk()])),
+        keyed_client("rp-named", &inline_keys(&[named.jwk()])),
+    ]))
+    .await;
+    let aud = bridge.base.clone();
+    let with_kid = |key: &Key, client: &str, kid: &str| {
+        key.sign(
+            &json!({"alg": "ES256", "kid": kid}),
+            &claims(client, aud.as_str()),
+        )
+    };
+    assert_eq!(
+        at_token(&bridge, &with_kid(&bare, "rp-bare", "any-kid")).await,
+        authenticated()
+    );
+    assert_eq!(
+        at_token(&bridge, &with_kid(&named, "rp-named", "named-1")).await,
+        authenticated()
+    );
+    assert_eq!(
+        at_token(&bridge, &with_kid(&named, "rp-named", "other-kid")).await,
+        invalid_client()
+    );
+}

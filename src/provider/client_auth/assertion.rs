@@ -81,7 +81,8 @@ pub async fn verify(
         })?;
     let claims = keys
         .iter()
-        .filter(|k| kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid)))
+        // A `kid` picks its key; a key registered without one may still be it.
+        .filter(|k| kid.is_none_or(|kid| k.common.key_id.as_deref().is_none_or(|own| own == kid)))
         .filter(|k| jose::fits(k, alg))
         .find_map(|k| jose::verify(assertion, k, alg).ok())
         .ok_or_else(|| invalid("client_assertion is not signed by a key the client registered"))?;
