@@ -25,6 +25,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use slack_oidc_bridge::keys::{Algorithm, SigningKey};
 use slack_oidc_bridge::upstream::standin::{
     self, DEV_BOT_TOKEN, StandinApp, StandinGroup, StandinHandle, StandinOptions, StandinUser,
@@ -96,7 +99,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench load -- [--duration SECS] [--concurrency N] [--store memory|redis|both] [--scenario discovery|jwks|sign-in|refresh] [--no-peer]"
+        "usage: cargo bench --bench load -- [--duration SECS] [--concurrency N] [--store memory|redis|both] [--scenario discovery|jwks|sign-in|refresh|dpop-refresh] [--no-peer]"
     );
     std::process::exit(2)
 }
@@ -148,6 +151,7 @@ fn parse_args() -> Args {
                     Some("jwks") => Some("jwks"),
                     Some("sign-in") => Some("sign-in flow"),
                     Some("refresh") => Some("refresh grant"),
+                    Some("dpop-refresh") => Some("DPoP refresh"),
                     _ => usage(),
                 }
             }
@@ -298,7 +302,13 @@ async fn run_store(store: StoreKind, args: &Args) -> StoreReport {
         store.name(),
         bridge.pid()
     );
-    let kinds = [Kind::Discovery, Kind::Jwks, Kind::SignIn, Kind::Refresh];
+    let kinds = [
+        Kind::Discovery,
+        Kind::Jwks,
+        Kind::SignIn,
+        Kind::Refresh,
+        Kind::DpopRefresh,
+    ];
     for kind in kinds
         .into_iter()
         .filter(|k| args.only.is_none_or(|only| only == k.name()))
@@ -343,6 +353,9 @@ enum Kind {
     Jwks,
     SignIn,
     Refresh,
+    /// Refresh grants each with a DPoP proof (RFC 9449): the proof's
+    /// signature check and its `jti` write on top of a refresh.
+    DpopRefresh,
     /// The same code flow served by node-oidc-provider.
     PeerSignIn,
 }
@@ -354,6 +367,7 @@ impl Kind {
             Kind::Jwks => "jwks",
             Kind::SignIn => "sign-in flow",
             Kind::Refresh => "refresh grant",
+            Kind::DpopRefresh => "DPoP refresh",
             Kind::PeerSignIn => "peer sign-in",
         }
     }
@@ -386,9 +400,10 @@ async fn drive(
             let mut errors = 0u64;
             let mut chains = 0u64;
             let mut chain: Option<String> = None;
+            let key = DpopKey::generate();
             while Instant::now() < deadline {
                 // A refresh chain starts with a sign-in, not timed as a refresh.
-                if matches!(kind, Kind::Refresh) && chain.is_none() {
+                if matches!(kind, Kind::Refresh | Kind::DpopRefresh) && chain.is_none() {
                     match start_chain(&http, &target).await {
                         Ok(token) => {
                             chains += 1;
@@ -412,7 +427,8 @@ async fn drive(
                     Kind::SignIn => sign_in(&http, &target, "openid email profile")
                         .await
                         .map(|_| ()),
-                    Kind::Refresh => refresh_step(&http, &target, &mut chain).await,
+                    Kind::Refresh => refresh_step(&http, &target, &mut chain, None).await,
+                    Kind::DpopRefresh => refresh_step(&http, &target, &mut chain, Some(&key)).await,
                     Kind::PeerSignIn => peer_sign_in(&target.base).await,
                 };
                 match outcome {
@@ -552,6 +568,7 @@ async fn sign_in(
             ("code", &code),
             ("redirect_uri", REDIRECT_URI),
         ],
+        None,
     )
     .await
 }
@@ -560,14 +577,17 @@ async fn token(
     http: &reqwest::Client,
     target: &Target,
     form: &[(&str, &str)],
+    dpop: Option<&DpopKey>,
 ) -> Result<serde_json::Value, String> {
-    let r = http
-        .post(format!("{}/token", target.base))
+    let url = format!("{}/token", target.base);
+    let mut request = http
+        .post(&url)
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .form(form);
+    if let Some(key) = dpop {
+        request = request.header("DPoP", key.proof("POST", &url));
+    }
+    let r = request.send().await.map_err(|e| e.to_string())?;
     let status = r.status();
     let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
     if status != 200 || body["id_token"].as_str().is_none() {
@@ -591,14 +611,19 @@ async fn refresh_step(
     http: &reqwest::Client,
     target: &Target,
     chain: &mut Option<String>,
+    dpop: Option<&DpopKey>,
 ) -> Result<(), String> {
     let current = chain.take().ok_or("no refresh token")?;
     let next = token(
         http,
         target,
         &[("grant_type", "refresh_token"), ("refresh_token", &current)],
+        dpop,
     )
     .await?;
+    if dpop.is_some() && next["token_type"] != "DPoP" {
+        return Err(format!("not DPoP-bound: {}", next["token_type"]));
+    }
     *chain = Some(
         next["refresh_token"]
             .as_str()
@@ -606,6 +631,55 @@ async fn refresh_step(
             .to_string(),
     );
     Ok(())
+}
+
+/// A worker's DPoP key (ES256, the common choice of clients).
+struct DpopKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    header: String,
+}
+
+impl DpopKey {
+    fn generate() -> DpopKey {
+        use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &aws_lc_rs::rand::SystemRandom::new())
+            .expect("key generation");
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).expect("a fresh key");
+        let point = pair.public_key().as_ref();
+        let header = serde_json::json!({
+            "typ": "dpop+jwt", "alg": "ES256",
+            "jwk": {"kty": "EC", "crv": "P-256",
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65])},
+        });
+        DpopKey {
+            pair,
+            header: URL_SAFE_NO_PAD.encode(header.to_string()),
+        }
+    }
+
+    fn proof(&self, htm: &str, htu: &str) -> String {
+        let mut jti = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut jti).expect("random");
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = serde_json::json!({
+            "jti": URL_SAFE_NO_PAD.encode(jti), "htm": htm, "htu": htu, "iat": iat,
+        });
+        let input = format!(
+            "{}.{}",
+            self.header,
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .expect("signing");
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
 }
 
 fn print_table(args: &Args, signing: f64, reports: &[StoreReport]) {
@@ -684,6 +758,15 @@ fn print_table(args: &Args, signing: f64, reports: &[StoreReport]) {
         if let Some(s) = r.scenarios.iter().find(|s| s.name == "refresh grant") {
             println!(
                 "token issuance ({} store, refresh grants/s) / one-thread RS256 rate: {:.0} / {:.0} = {:.0}% (target on Redis: >= 85%)",
+                r.store.name(),
+                s.rate(),
+                signing,
+                100.0 * s.rate() / signing
+            );
+        }
+        if let Some(s) = r.scenarios.iter().find(|s| s.name == "DPoP refresh") {
+            println!(
+                "DPoP-bound token issuance ({} store, refresh grants/s with an ES256 proof) / one-thread RS256 rate: {:.0} / {:.0} = {:.0}%",
                 r.store.name(),
                 s.rate(),
                 signing,
