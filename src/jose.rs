@@ -19,6 +19,9 @@ pub const ALGORITHMS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 const MIN_RSA_BITS: usize = 2048;
+/// Larger keys would make each verification (a DPoP proof comes with any
+/// request) cost the bridge more than it is worth.
+const MAX_RSA_BITS: usize = 8192;
 
 /// One of [`ALGORITHMS`], by its JOSE name.
 pub fn algorithm(name: &str) -> Option<Algorithm> {
@@ -53,6 +56,14 @@ pub fn public_jwk(value: &Value) -> Result<Jwk, String> {
                 return Err(format!(
                     "the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
                 ));
+            }
+            if bits > MAX_RSA_BITS {
+                return Err(format!(
+                    "the RSA key has {bits} bits; at most {MAX_RSA_BITS} are accepted"
+                ));
+            }
+            if rsa.e != "AQAB" {
+                return Err("the RSA public exponent must be 65537 (AQAB)".into());
             }
         }
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {}
@@ -268,6 +279,10 @@ mod tests {
         assert!(public_jwk(&padded).unwrap_err().contains("1024 bits"));
         let empty = json!({"kty": "RSA", "e": "AQAB", "n": ""});
         assert!(public_jwk(&empty).unwrap_err().contains("0 bits"));
+        let huge = json!({"kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([0xc5u8; 1025])});
+        assert!(public_jwk(&huge).unwrap_err().contains("at most 8192"));
+        let odd_e = json!({"kty": "RSA", "e": "Aw", "n": URL_SAFE_NO_PAD.encode([0xc5u8; 256])});
+        assert!(public_jwk(&odd_e).unwrap_err().contains("65537"));
         let p384 = json!({"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"});
         assert!(public_jwk(&p384).is_err());
     }
