@@ -14,8 +14,11 @@
 
 use std::time::Duration;
 
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, web};
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -308,17 +311,27 @@ fn nonce_is_fresh(provider: &Provider, nonce: &Option<String>) -> bool {
     (0..=NONCE_LIFE).contains(&age)
 }
 
-/// Adds a fresh `DPoP-Nonce` when nonces are required, so a client always
-/// has a current one (§8.2).
-pub fn with_nonce(provider: &Provider, mut response: HttpResponse) -> HttpResponse {
-    if provider.config.dpop.require_nonce
-        && let Ok(value) = HeaderValue::from_str(&nonce(provider))
+/// Middleware of the endpoints that take proofs (token, PAR, userinfo):
+/// when nonces are required, every answer, refusals and 429s included,
+/// carries a fresh `DPoP-Nonce`, so a client told `use_dpop_nonce` always
+/// has one to retry with (§8.2, §9).
+pub async fn nonces(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let provider = req
+        .app_data::<web::Data<Provider>>()
+        .filter(|p| p.config.dpop.require_nonce)
+        .cloned();
+    let mut response = next.call(req).await?;
+    if let Some(provider) = provider
+        && let Ok(value) = HeaderValue::from_str(&nonce(&provider))
     {
         response
             .headers_mut()
             .insert(HeaderName::from_static("dpop-nonce"), value);
     }
-    response
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -189,10 +189,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/jwks", web::get().to(discovery::jwks))
     .route("/authorize", web::get().to(authorize::get))
     .route("/authorize", web::post().to(authorize::post))
-    .route("/par", web::post().to(par::push))
+    // The endpoints that take DPoP proofs hand out nonces (`dpop::nonces`).
+    .service(
+        web::resource("/par")
+            .wrap(from_fn(dpop::nonces))
+            .route(web::post().to(par::push)),
+    )
     .route("/callback", web::get().to(callback::callback))
     .service(
         web::resource("/token")
+            .wrap(from_fn(dpop::nonces))
             .wrap(from_fn(|req, next| {
                 cors::client_bound(req, next, cors::POST)
             }))
@@ -200,6 +206,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/userinfo")
+            .wrap(from_fn(dpop::nonces))
             .wrap(from_fn(|req, next| {
                 cors::client_bound(req, next, cors::GET_POST)
             }))

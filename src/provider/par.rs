@@ -44,18 +44,15 @@ pub async fn push(
     provider: web::Data<Provider>,
 ) -> HttpResponse {
     if let Err(limited) = provider.limits.check_address(Endpoint::Token, &req) {
-        return dpop::with_nonce(&provider, limited.json());
+        return limited.json();
     }
-    // Every answer carries a fresh DPoP nonce when they are required, so a
-    // client told `use_dpop_nonce` has one to retry with (RFC 9449 §8).
-    let answer = match handle(&req, &body, &provider).await {
+    match handle(&req, &body, &provider).await {
         Ok(response) => response,
         Err(e) => {
             tracing::info!(error = e.code.as_str(), description = %e.description, "pushed authorization request refused");
             e.json()
         }
-    };
-    dpop::with_nonce(&provider, answer)
+    }
 }
 
 async fn handle(

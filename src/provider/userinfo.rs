@@ -18,9 +18,7 @@ pub async fn userinfo(
     body: web::Bytes,
     provider: web::Data<Provider>,
 ) -> HttpResponse {
-    // Every answer, refusals without a token included, carries a nonce
-    // when nonces are required (RFC 9449 §9).
-    let answer = match presented_token(&req, &body) {
+    match presented_token(&req, &body) {
         Ok(Some(presented)) => match answer(&req, &provider, &presented).await {
             Ok(answer) => answer,
             Err(refusal) => refusal,
@@ -30,8 +28,7 @@ pub async fn userinfo(
             StatusCode::BAD_REQUEST,
             Some(Challenge::bearer("invalid_request", why)),
         ),
-    };
-    dpop::with_nonce(&provider, answer)
+    }
 }
 
 async fn answer(

@@ -47,9 +47,9 @@ pub async fn token(
     provider: web::Data<Provider>,
 ) -> HttpResponse {
     if let Err(limited) = provider.limits.check_address(Endpoint::Token, &req) {
-        return dpop::with_nonce(&provider, limited.json());
+        return limited.json();
     }
-    let answer = match handle(&req, &body, &provider).await {
+    match handle(&req, &body, &provider).await {
         Ok(response) => response,
         Err(e) => {
             // A device polling while the person decides is no refusal worth
@@ -64,8 +64,7 @@ pub async fn token(
             }
             e.json()
         }
-    };
-    dpop::with_nonce(&provider, answer)
+    }
 }
 
 async fn handle(
