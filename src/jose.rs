@@ -106,19 +106,28 @@ pub fn thumbprint(jwk: &Jwk) -> Result<String, String> {
 
 /// A compact JWS's protected header as JSON, before anything is trusted.
 pub fn header(token: &str) -> Result<Map<String, Value>, String> {
-    let encoded = token.split('.').next().unwrap_or("");
-    if token.split('.').count() != 3 {
-        return Err("not a compact JWS (three dot-separated parts)".into());
-    }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(encoded)
-        .map_err(|_| "the header is not base64url")?;
-    let header: Map<String, Value> =
-        serde_json::from_slice(&bytes).map_err(|_| "the header is not a JSON object")?;
+    let header = segment(token, 0).map_err(|e| format!("the header {e}"))?;
     if header.contains_key("crit") {
         return Err("the header has \"crit\" extensions, which are not understood".into());
     }
     Ok(header)
+}
+
+/// A compact JWS's claims, not verified: only to know whose keys verify it.
+pub fn unverified_claims(token: &str) -> Result<Map<String, Value>, String> {
+    segment(token, 1).map_err(|e| format!("the payload {e}"))
+}
+
+/// Part `index` of a compact JWS (three dot-separated parts), as JSON.
+fn segment(token: &str, index: usize) -> Result<Map<String, Value>, String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return Err("is not in a compact JWS (three dot-separated parts)".into());
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(parts[index])
+        .map_err(|_| "is not base64url")?;
+    serde_json::from_slice(&bytes).map_err(|_| "is not a JSON object".into())
 }
 
 /// The header's `alg`, when it is one of [`ALGORITHMS`] and among `allowed`.

@@ -19,9 +19,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use url::Url;
@@ -31,6 +28,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::session::now;
 use crate::jose;
 use crate::observability::metrics;
+use crate::store::records::secret_hash;
 use crate::store::{Namespace, StoreError};
 
 pub const DPOP: &str = "DPoP";
@@ -253,7 +251,8 @@ fn verify(jwt: &str, expected: &Expected<'_>) -> Result<(Verified, String), Stri
         return Err("the DPoP proof's iat is too far from now".into());
     }
     if let Some(token) = expected.access_token
-        && text("ath") != Some(&token_hash(token))
+        // §4.2: base64url of the SHA-256 of the token, as the store keys it.
+        && text("ath") != Some(&secret_hash(token))
     {
         return Err("the DPoP proof's ath is not the access token's hash".into());
     }
@@ -279,14 +278,9 @@ fn same_target(htu: &str, expected: &str) -> bool {
     Url::parse(expected).is_ok_and(|e| e == htu)
 }
 
-/// `ath`: base64url of the SHA-256 of the access token's ASCII (§4.2).
-pub fn token_hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
-}
-
+/// The store key of a proof's `jti`: per key, hashed.
 fn jti_key(jkt: &str, jti: &str) -> String {
-    let d = digest::digest(&digest::SHA256, format!("dpop\n{jkt}\n{jti}").as_bytes());
-    URL_SAFE_NO_PAD.encode(d.as_ref())
+    secret_hash(&format!("dpop\n{jkt}\n{jti}"))
 }
 
 /// A fresh nonce: the time, sealed.
@@ -410,7 +404,7 @@ mod tests {
     #[test]
     fn ath_must_hash_the_presented_token() {
         let key = TestKey::es256();
-        let good = proof(&key, json!({}), json!({"ath": token_hash("tok")}));
+        let good = proof(&key, json!({}), json!({"ath": secret_hash("tok")}));
         assert!(check(&good, Some("tok")).is_ok());
         assert!(check(&good, Some("other")).unwrap_err().contains("ath"));
         let none = proof(&key, json!({}), json!({}));

@@ -6,9 +6,6 @@
 
 use std::time::Duration;
 
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
@@ -19,6 +16,7 @@ use crate::provider::clients::Client;
 use crate::provider::error::{ErrorCode, OAuthError};
 use crate::provider::session::now;
 use crate::store::Namespace;
+use crate::store::records::secret_hash;
 
 /// `client_assertion_type` for a JWT (RFC 7523 §2.2).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -34,12 +32,8 @@ fn invalid(why: impl AsRef<str>) -> OAuthError {
 /// The client an assertion claims to come from (its `iss`), read before
 /// anything is verified, to know whose keys to verify it with.
 pub fn claimed_client(assertion: &str) -> Result<String, OAuthError> {
-    let payload = assertion.split('.').nth(1).unwrap_or("");
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| invalid("client_assertion is not a JWT"))?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&bytes).map_err(|_| invalid("client_assertion is not a JWT"))?;
+    let claims =
+        jose::unverified_claims(assertion).map_err(|_| invalid("client_assertion is not a JWT"))?;
     claims
         .get("iss")
         .and_then(Value::as_str)
@@ -108,11 +102,7 @@ pub async fn verify(
 
 /// The store key of an assertion's `jti`: per client, hashed.
 fn jti_key(client_id: &str, jti: &str) -> String {
-    let d = digest::digest(
-        &digest::SHA256,
-        format!("assertion\n{client_id}\n{jti}").as_bytes(),
-    );
-    URL_SAFE_NO_PAD.encode(d.as_ref())
+    secret_hash(&format!("assertion\n{client_id}\n{jti}"))
 }
 
 /// RFC 7523 §3 and OIDC Core §9, on verified claims.
