@@ -13,6 +13,7 @@ pub mod jose;
 pub mod keys;
 pub mod limits;
 pub mod observability;
+pub mod outbound;
 pub mod provider;
 pub mod store;
 pub mod upstream;
@@ -88,7 +89,7 @@ pub fn build_provider(
     // Every store error is counted, whoever made the call.
     let records = Records::new(observability::MeteredStore::wrap(store));
     let directory = Directory::new(slack.clone(), records.clone(), &config.upstream);
-    let http = provider::client_auth::keys::http_client().context("HTTP client")?;
+    let http = outbound::client().context("HTTP client")?;
     let base_path = url::Url::parse(&issuer)
         .context("issuer")?
         .path()
@@ -165,7 +166,7 @@ pub async fn start_standin(config: &Config) -> anyhow::Result<Option<StandinHand
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let _standin = start_standin(&config).await?;
-    provider::subject::check_sectors(&config, &provider::client_auth::keys::http_client()?).await?;
+    provider::subject::check_sectors(&config, &outbound::client()?).await?;
     let store = build_store(&config)?;
     let keys = Arc::new(KeyStore::open(keys::Policy::from_config(&config))?);
     // Follow rotations by the CLI or another instance: poll, SIGHUP, and the

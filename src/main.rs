@@ -158,7 +158,7 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
         .build()?
         .block_on(slack_oidc_bridge::provider::subject::check_sectors(
             &config,
-            &slack_oidc_bridge::provider::client_auth::keys::http_client()?,
+            &slack_oidc_bridge::outbound::client()?,
         ))?;
     let key_path = KeyFile::path_in(&config.keys.dir);
     if key_path.exists() {

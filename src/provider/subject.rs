@@ -8,8 +8,10 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::client_auth::keys::{FETCH_TIMEOUT, MAX_BYTES};
 use crate::config::{Config, SubjectType};
 use crate::identity::SlackIdentity;
+use crate::outbound;
 
 /// A pairwise client's sector and the key its subjects are derived with.
 pub struct Pairwise {
@@ -61,7 +63,7 @@ pub async fn check_sectors(config: &Config, http: &reqwest::Client) -> anyhow::R
         };
         let at = format!("clients[{i}].sector_identifier_uri");
         let url = crate::config::check_fetchable(uri).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-        let listed = super::client_auth::keys::fetch_json(http, &url)
+        let listed = outbound::fetch_json(http, &url, FETCH_TIMEOUT, MAX_BYTES)
             .await
             .map_err(|e| anyhow::anyhow!("{at}: {uri} could not be read: {e}"))?;
         let listed: Vec<&str> = listed

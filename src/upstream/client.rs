@@ -30,6 +30,7 @@ use super::jwk::SlackJwk;
 type SlackJwks = openidconnect::JsonWebKeySet<SlackJwk>;
 use crate::config::UpstreamConfig;
 use crate::observability::metrics::{self, UpstreamCall};
+use crate::outbound;
 
 /// Slack's answers are small; anything larger is refused unread.
 const MAX_BODY: usize = 1 << 20;
@@ -155,11 +156,9 @@ pub struct SlackClient {
 
 impl SlackClient {
     pub fn new(config: UpstreamConfig, redirect_uri: String) -> Result<SlackClient, UpstreamError> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let http = outbound::builder()
             .timeout(config.timeout())
             .connect_timeout(config.timeout())
-            .user_agent(concat!("slack-oidc-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         Ok(SlackClient {
@@ -526,19 +525,13 @@ pub fn s256(verifier: &str) -> String {
         .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref())
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+async fn read_limited(response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
+    outbound::read_capped(response, MAX_BODY)
         .await
-        .map_err(UpstreamError::from_reqwest)?
-    {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(UpstreamError::Unreachable("answer too large".into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|e| match e {
+            outbound::ReadError::TooLarge => UpstreamError::Unreachable("answer too large".into()),
+            outbound::ReadError::Broken(e) => UpstreamError::from_reqwest(e),
+        })
 }
 
 /// Reads one of Slack's Web API answers (see [`slack_answer`]).

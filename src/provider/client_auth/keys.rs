@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::jose;
 use crate::observability::metrics;
+use crate::outbound;
 
 pub const FRESH: Duration = Duration::from_secs(300);
 pub const REFETCH_GAP: Duration = Duration::from_secs(10);
@@ -188,7 +189,7 @@ impl KeyCache {
 /// [`FETCH_TIMEOUT`], no redirects. Keys that are not usable public
 /// signature keys (an encryption key, an unsupported type) are skipped.
 pub async fn fetch(http: &reqwest::Client, uri: &Url) -> Result<Vec<Jwk>, String> {
-    let body = fetch_json(http, uri).await?;
+    let body = outbound::fetch_json(http, uri, FETCH_TIMEOUT, MAX_BYTES).await?;
     let keys = body
         .get("keys")
         .and_then(Value::as_array)
@@ -206,46 +207,4 @@ pub async fn fetch(http: &reqwest::Client, uri: &Url) -> Result<Vec<Jwk>, String
         return Err("the JWK set has no usable public signature key".into());
     }
     Ok(usable)
-}
-
-/// The HTTP client for calls to applications (logout tokens, their keys,
-/// their sector): redirects are not followed.
-pub fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("slack-oidc-bridge/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// GETs a JSON document from an application's side (also the pairwise
-/// sector's `sector_identifier_uri`), bounded in time and size.
-pub async fn fetch_json(http: &reqwest::Client, uri: &Url) -> Result<Value, String> {
-    let mut response = http
-        .get(uri.clone())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(FETCH_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| format!("no answer: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("answered HTTP {}", response.status().as_u16()));
-    }
-    if response
-        .content_length()
-        .is_some_and(|l| l > MAX_BYTES as u64)
-    {
-        return Err(format!("larger than {MAX_BYTES} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("the answer broke off: {e}"))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_BYTES {
-            return Err(format!("larger than {MAX_BYTES} bytes"));
-        }
-    }
-    serde_json::from_slice(&body).map_err(|_| "the answer is not JSON".to_string())
 }
