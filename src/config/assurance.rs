@@ -149,12 +149,15 @@ pub fn sector_of(c: &ClientConfig) -> Option<String> {
 fn validate_client_keys(c: &ClientConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     let private_key_jwt = c.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt;
     if !private_key_jwt {
-        for key in ["jwks", "jwks_uri", "token_endpoint_auth_signing_alg"] {
-            let set = match key {
-                "jwks" => c.jwks.is_some(),
-                "jwks_uri" => c.jwks_uri.is_some(),
-                _ => c.token_endpoint_auth_signing_alg.is_some(),
-            };
+        let keys_only_for_it = [
+            ("jwks", c.jwks.is_some()),
+            ("jwks_uri", c.jwks_uri.is_some()),
+            (
+                "token_endpoint_auth_signing_alg",
+                c.token_endpoint_auth_signing_alg.is_some(),
+            ),
+        ];
+        for (key, set) in keys_only_for_it {
             if set {
                 return Err(err(
                     at(key),

@@ -26,7 +26,7 @@ pub async fn userinfo(
         Ok(None) => challenge(StatusCode::UNAUTHORIZED, None),
         Err(why) => challenge(
             StatusCode::BAD_REQUEST,
-            Some(Challenge::bearer("invalid_request", why)),
+            Some(Challenge::new(Scheme::Bearer, "invalid_request", why)),
         ),
     }
 }
@@ -48,7 +48,8 @@ async fn answer(
                     crate::observability::metrics::dpop_proof("missing");
                     return Err(challenge(
                         StatusCode::UNAUTHORIZED,
-                        Some(Challenge::dpop(
+                        Some(Challenge::new(
+                            Scheme::Dpop,
                             "invalid_dpop_proof",
                             "the DPoP proof is missing",
                         )),
@@ -63,15 +64,15 @@ async fn answer(
         .await
         .map_err(|e| unavailable(&e))?
         .and_then(|g| provider.clients.get(&g.client_id).map(|c| (g, c)));
-    let invalid = |challenge_of: fn(&'static str, &str) -> Challenge, why: &str| {
+    let invalid = |scheme: Scheme, why: &str| {
         challenge(
             StatusCode::UNAUTHORIZED,
-            Some(challenge_of("invalid_token", why)),
+            Some(Challenge::new(scheme, "invalid_token", why)),
         )
     };
     let Some((grant, client)) = live else {
         return Err(invalid(
-            presented.scheme.challenge(),
+            presented.scheme,
             "the access token is invalid or expired",
         ));
     };
@@ -82,7 +83,7 @@ async fn answer(
         }
         (Some(_), Some(_)) => {
             return Err(invalid(
-                Challenge::dpop,
+                Scheme::Dpop,
                 "the DPoP proof is not by the key the access token is bound to",
             ));
         }
@@ -90,13 +91,13 @@ async fn answer(
         (Some(_), None) => {
             crate::observability::metrics::dpop_proof("missing");
             return Err(invalid(
-                Challenge::dpop,
+                Scheme::Dpop,
                 "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
             ));
         }
         (None, Some(_)) => {
             return Err(invalid(
-                Challenge::dpop,
+                Scheme::Dpop,
                 "the access token is not DPoP-bound: present it as a Bearer token",
             ));
         }
@@ -126,7 +127,11 @@ fn proof_refused(refused: dpop::Refused) -> HttpResponse {
     let e = refused.oauth();
     challenge(
         StatusCode::UNAUTHORIZED,
-        Some(Challenge::dpop(e.code.as_str(), &e.description)),
+        Some(Challenge::new(
+            Scheme::Dpop,
+            e.code.as_str(),
+            &e.description,
+        )),
     )
 }
 
@@ -157,15 +162,6 @@ pub async fn live_access_token(
 enum Scheme {
     Bearer,
     Dpop,
-}
-
-impl Scheme {
-    fn challenge(self) -> fn(&'static str, &str) -> Challenge {
-        match self {
-            Scheme::Bearer => Challenge::bearer,
-            Scheme::Dpop => Challenge::dpop,
-        }
-    }
 }
 
 struct Presented {
@@ -228,17 +224,9 @@ struct Challenge {
 }
 
 impl Challenge {
-    fn bearer(error: &'static str, description: &str) -> Challenge {
+    fn new(scheme: Scheme, error: &'static str, description: &str) -> Challenge {
         Challenge {
-            scheme: Scheme::Bearer,
-            error,
-            description: description.to_string(),
-        }
-    }
-
-    fn dpop(error: &'static str, description: &str) -> Challenge {
-        Challenge {
-            scheme: Scheme::Dpop,
+            scheme,
             error,
             description: description.to_string(),
         }

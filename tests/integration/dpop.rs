@@ -265,15 +265,6 @@ fn assert_dpop_challenge(r: &reqwest::Response, error: &str) {
     );
 }
 
-async fn metrics_text(bridge: &Bridge) -> String {
-    reqwest::get(bridge.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 // ------------------------------------------------- the relying-party library
 
 /// The library's HTTP client with a DPoP proof by `key` added to every
@@ -936,7 +927,7 @@ async fn metrics_count_accepted_and_replayed_proofs() {
         400
     );
 
-    let text = metrics_text(&bridge).await;
+    let text = bridge.metrics().await;
     let count =
         |outcome| common::metric(&text, "bridge_dpop_proofs_total", &[("outcome", outcome)]);
     assert_eq!(count("ok"), 1.0, "{text}");

@@ -50,15 +50,6 @@ fn assert_limited(r: &reqwest::Response, what: &str) {
     assert!((1..=60).contains(&retry_after), "{what}: {retry_after}");
 }
 
-async fn metrics_text(bridge: &Bridge) -> String {
-    reqwest::get(bridge.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 // ---------------------------------------------------------------- rate limits
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,7 +103,7 @@ async fn authorize_per_address_answers_429_after_the_burst_and_spares_other_addr
     let r = first.get(bridge.url("/jwks")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
-    let text = metrics_text(&bridge).await;
+    let text = bridge.metrics().await;
     assert!(
         text.contains("bridge_rate_limited_total{endpoint=\"authorize\",limit=\"address\"} 2"),
         "{text}"
@@ -225,7 +216,7 @@ async fn per_client_limits_spare_other_clients_and_count_only_authenticated_requ
     let r = token_request(&bridge, ClientAuth::Post, &bogus).await;
     assert_eq!(r.status(), 400, "app-post is unaffected");
 
-    let text = metrics_text(&bridge).await;
+    let text = bridge.metrics().await;
     assert!(
         text.contains("bridge_rate_limited_total{endpoint=\"token\",limit=\"client\"} 1"),
         "{text}"
@@ -335,7 +326,7 @@ async fn abandoned_sign_ins_fill_nothing_so_sign_ins_and_refreshes_keep_working(
     let fresh =
         sign_in_and_redeem(&bridge, &Browser::new(), ClientAuth::Basic, "openid", ADA).await;
     assert!(fresh["id_token"].is_string());
-    let text = metrics_text(&bridge).await;
+    let text = bridge.metrics().await;
     assert!(
         !text.contains("kind=\"full\""),
         "the store never reached its cap: {text}"

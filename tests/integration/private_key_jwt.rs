@@ -179,18 +179,9 @@ async fn at_token(bridge: &Bridge, assertion: &str) -> (u16, String) {
     outcome(with_assertion(bridge, "/token", assertion, &BOGUS_CODE).await).await
 }
 
-async fn metrics(bridge: &Bridge) -> String {
-    reqwest::get(bridge.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn key_fetches(bridge: &Bridge, client_id: &str, outcome: &str) -> f64 {
     common::metric(
-        &metrics(bridge).await,
+        &bridge.metrics().await,
         KEY_FETCHES,
         &[("client_id", client_id), ("outcome", outcome)],
     )
@@ -967,7 +958,7 @@ async fn a_failing_jwks_uri_is_503_without_keys_and_the_last_keys_stand_in_other
         invalid_client()
     );
     assert_eq!(flaky.gets(), 2, "no refetch within 10 s of the failed one");
-    let text = metrics(&bridge).await;
+    let text = bridge.metrics().await;
     let count = |outcome: &str| {
         common::metric(
             &text,

@@ -157,6 +157,16 @@ impl Bridge {
         format!("{}{path}", self.base)
     }
 
+    /// The `/metrics` page (read a series with [`super::metric`]).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The server's process id (to send it signals).
     pub fn pid(&self) -> u32 {
         self.child.id()
